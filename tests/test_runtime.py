@@ -1,0 +1,122 @@
+"""runtime.setup: seeding, determinism, strategy, precision; training.fit on top of it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from keras import layers
+
+from utils import runtime, training
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_cnn(input_shape=(8, 8, 1), num_classes=3) -> keras.Model:
+    """``(B, 8, 8, 1) -> (B, 3)``: one conv, one dense."""
+    inputs = keras.Input(input_shape, name="image")
+    x = layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    x = layers.Flatten(name="flatten")(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)
+    return keras.Model(inputs, outputs, name="tiny_cnn")
+
+
+def toy_data(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, size=n)
+    x = rng.random((n, 8, 8, 1), dtype=np.float32) * 0.2
+    x[np.arange(n), y * 2, y * 2, 0] = 1.0  # a bright pixel whose position gives the class
+    return x, y
+
+
+def _train_once(seed):
+    rt = runtime.setup(seed=seed, verbose=False)
+    x, y = toy_data()
+    history = training.fit(tiny_cnn, x, y, epochs=2, batch_size=16, runtime=rt, verbose=0)
+    return history
+
+
+def test_setup_on_cpu_reports_and_disables_gpu_features(capsys):
+    rt = runtime.setup(seed=3)
+    report = capsys.readouterr().out
+    assert rt.gpus == [] and rt.num_replicas == 1
+    assert rt.mixed_precision is False and rt.xla is False and rt.deterministic is True
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert "Accelerator: none" in report and "mixed precision: off" in report
+    assert "Seed: 3" in report
+
+
+def test_same_seed_gives_identical_weights_on_cpu():
+    first = _train_once(seed=1).model.get_weights()
+    second = _train_once(seed=1).model.get_weights()
+    other = _train_once(seed=2).model.get_weights()
+    for a, b in zip(first, second, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, c) for a, c in zip(first, other, strict=True))
+
+
+def test_fit_returns_history_with_progress_and_learns():
+    rt = runtime.setup(seed=0, verbose=False)
+    x, y = toy_data(n=192)
+    history = training.fit(tiny_cnn, x, y, epochs=8, batch_size=32, runtime=rt,
+                           learning_rate=0.01, validation_data=(x[:64], y[:64]), verbose=0)
+    assert isinstance(history, keras.callbacks.History)
+    logs = history.history
+    assert len(logs["loss"]) == 8 and "val_accuracy" in logs
+    assert logs["loss"][-1] < logs["loss"][0]
+    result = training.evaluate(history.model, x, y)
+    assert result["accuracy"] > 0.9, result
+    probabilities = training.predict(history.model, x[:5])
+    assert probabilities.shape == (5, 3)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_fit_rejects_bad_arguments():
+    x, y = toy_data(n=32)
+    with pytest.raises(ValueError, match="epochs=0"):
+        training.fit(tiny_cnn, x, y, epochs=0)
+    with pytest.raises(TypeError, match="keras.Model or a builder"):
+        training.fit(42, x, y, epochs=1)
+    with pytest.raises(ValueError, match=r"shape \(N, H, W, C\)"):
+        training.fit(tiny_cnn, x[..., 0], y, epochs=1)
+
+
+def test_setup_rejects_bad_flags():
+    with pytest.raises(ValueError, match="xla='yes'"):
+        runtime.setup(xla="yes", verbose=False)
+    with pytest.raises(ValueError, match="needs a GPU"):
+        runtime.setup(mixed_precision=True, verbose=False)
+    with pytest.raises(ValueError, match="logical_cpus=0"):
+        runtime.setup(logical_cpus=0, verbose=False)
+
+
+def test_mirrored_strategy_on_two_logical_cpus():
+    # Logical devices must be configured before TensorFlow starts, hence a fresh process.
+    script = textwrap.dedent("""
+        import numpy as np
+        from tests.test_runtime import tiny_cnn, toy_data
+        from utils import runtime, training
+
+        rt = runtime.setup(seed=0, logical_cpus=2)
+        assert type(rt.strategy).__name__ == "MirroredStrategy", rt.strategy
+        assert rt.num_replicas == 2, rt.num_replicas
+        x, y = toy_data(n=128)
+        history = training.fit(tiny_cnn, x, y, epochs=3, batch_size=32, runtime=rt, verbose=0)
+        variable = history.model.weights[0].value
+        print("REPLICAS", rt.num_replicas, type(variable).__name__)
+        print("LOSS", history.history["loss"][0], history.history["loss"][-1])
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Strategy: MirroredStrategy over 2 devices" in done.stdout
+    replicas_line = next(ln for ln in done.stdout.splitlines() if ln.startswith("REPLICAS"))
+    assert "Mirrored" in replicas_line, replicas_line
+    first, last = map(float, next(ln for ln in done.stdout.splitlines()
+                                  if ln.startswith("LOSS")).split()[1:])
+    assert last < first

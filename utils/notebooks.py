@@ -1,0 +1,148 @@
+"""Executing notebooks outside JupyterLab: for the tests and for refreshing stored outputs.
+
+``python -m utils.notebooks refresh lectures/00_start_here.ipynb`` re-runs a
+notebook in a fresh kernel with the same settings as ``pytest --nbval``
+(quick mode, quiet TensorFlow) and stores the outputs it produced, so the
+stored outputs are always what the current code gives.
+
+:func:`run` is also how the tests execute the student notebooks in ``labs/``:
+cells that raise ``NotImplementedError`` (unfinished exercises) are accepted,
+any other error is reported.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# What `pytest --nbval` and `refresh` put in the kernel's environment.
+TEST_ENV = {
+    "COURSE_QUICK": "1",  # quick mode unless the caller chose otherwise
+    "TF_CPP_MIN_LOG_LEVEL": "2",  # hide TensorFlow's C++ info and warning lines
+    "PYTHONHASHSEED": "0",  # stable set/dict ordering in printed outputs
+    "MPLBACKEND": "module://matplotlib_inline.backend_inline",
+}
+CELL_TIMEOUT_S = 600  # one cell; quick-mode cells take seconds
+# Log lines TensorFlow and absl write to stderr; they vary by machine, so they are never stored.
+LOG_LINE = re.compile(
+    r"^([IWE]\d{4} [\d:.]+\s+\d+ \S+\] |WARNING: All log messages before absl|"
+    r"To enable the following instructions|oneDNN custom operations|"
+    r"WARNING:absl:|.*cuda.*(drivers|factory|plugin))"
+)
+
+
+def test_environment() -> dict[str, str]:
+    """``TEST_ENV`` merged under the current environment (explicit settings win)."""
+    env = dict(TEST_ENV)
+    env.update({k: v for k, v in os.environ.items() if k in TEST_ENV})
+    return env
+
+
+@dataclass
+class RunResult:
+    """Outcome of :func:`run`: the executed notebook and the errors, by cell index."""
+
+    notebook: object
+    accepted: list[tuple[int, str]] = field(default_factory=list)
+    errors: list[tuple[int, str, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _error_outputs(nb):
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                yield index, output
+
+
+def run(path: str | Path, accept: tuple[str, ...] = (), timeout: int = CELL_TIMEOUT_S,
+        cwd: str | Path | None = None) -> RunResult:
+    """Execute a notebook in a fresh kernel, cell by cell, continuing after errors.
+
+    Args:
+        path: the ``.ipynb`` file (not modified).
+        accept: exception names that are expected (e.g. ``("NotImplementedError",)``).
+        timeout: seconds allowed per cell.
+        cwd: working directory of the kernel (default: the notebook's folder).
+
+    Returns:
+        :class:`RunResult`; ``errors`` lists ``(cell index, exception name, message)``
+        of every error not in ``accept``.
+    """
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = Path(path)
+    nb = nbformat.read(path, as_version=4)
+    env = {**os.environ, **test_environment()}
+    resources = {"metadata": {"path": str(cwd or path.parent)}}
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
+                            record_timing=False, resources=resources)
+    saved = dict(os.environ)
+    os.environ.update(env)  # the kernel inherits this process's environment
+    try:
+        client.execute()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    result = RunResult(notebook=nb)
+    for index, output in _error_outputs(nb):
+        if output["ename"] in accept:
+            result.accepted.append((index, output["ename"]))
+        else:
+            result.errors.append((index, output["ename"], output.get("evalue", "")))
+    return result
+
+
+def strip_logs(nb) -> None:
+    """Remove TensorFlow/absl log lines from the stderr outputs of ``nb`` (in place)."""
+    for cell in nb.cells:
+        kept = []
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                lines = [ln for ln in output["text"].splitlines(True) if not LOG_LINE.match(ln)]
+                if not "".join(lines).strip():
+                    continue
+                output["text"] = "".join(lines)
+            kept.append(output)
+        if "outputs" in cell:
+            cell["outputs"] = kept
+
+
+def refresh(path: str | Path) -> None:
+    """Re-execute ``path`` and save it with the outputs the current code produces.
+
+    Raises:
+        RuntimeError: if any cell fails (the file is then left unchanged).
+    """
+    import nbformat
+
+    result = run(path)
+    if not result.ok:
+        problems = "; ".join(f"cell {i}: {name}: {msg}" for i, name, msg in result.errors)
+        raise RuntimeError(f"{path} did not run cleanly, so it was not saved: {problems}")
+    strip_logs(result.notebook)
+    nbformat.write(result.notebook, str(path))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: ``python -m utils.notebooks refresh NOTEBOOK...``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m utils.notebooks")
+    parser.add_argument("command", choices=["refresh"])
+    parser.add_argument("paths", nargs="+")
+    args = parser.parse_args(argv)
+    for path in args.paths:
+        refresh(path)
+        print(f"refreshed {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,117 @@
+"""``tf.data`` input pipelines and augmentation layers.
+
+The documented recipe for fast training::
+
+    train = pipeline.make(x_train, y_train, batch_size=128, training=True, seed=0)
+    test = pipeline.make(x_test, y_test, batch_size=128)
+
+``make`` takes images ``(N, H, W, C)`` as ``uint8`` (0..255) or ``float32``
+(0..1) and labels ``(N,)``. It caches the raw arrays once, shuffles every epoch
+(training only, seeded), batches, converts each *batch* to ``float32`` in [0, 1]
+and prefetches. Training batches all have the same shape (the last, partial
+batch is dropped, and reshuffling means every image is still seen), so XLA
+compiles the training step once. Keeping the data ``uint8`` until the batch is
+formed moves a quarter of the bytes.
+
+Augmentation runs on the accelerator by making it part of the model: put
+:func:`augmentation` right after the model's ``Input``. Keras' random
+preprocessing layers are active only in training and are the identity at
+inference, so evaluation needs no special case.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+AUTOTUNE = -1  # tf.data.AUTOTUNE
+
+
+def _check_arrays(x: np.ndarray, y: np.ndarray) -> None:
+    if x.ndim != 4:
+        raise ValueError(
+            f"x should be images of shape (N, H, W, C), got shape {x.shape}; "
+            "add a channel axis with x[..., None] for grey images."
+        )
+    if y.ndim != 1 or len(y) != len(x):
+        raise ValueError(f"y should have shape ({len(x)},) to match x, got {y.shape}.")
+    if x.dtype not in (np.uint8, np.float32):
+        raise TypeError(f"x should be uint8 (0..255) or float32 (0..1), got {x.dtype}.")
+
+
+def make(
+    x: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    training: bool = False,
+    seed: int | None = 0,
+    cache: bool = True,
+):
+    """Build a batched ``tf.data.Dataset`` of ``(images, labels)``.
+
+    Args:
+        x: images ``(N, H, W, C)``, uint8 0..255 or float32 0..1.
+        y: integer labels ``(N,)``.
+        batch_size: global batch size (a mirrored strategy splits it across devices).
+        training: shuffle each epoch and drop the last partial batch.
+        seed: shuffle seed (training only).
+        cache: keep the arrays in memory after the first epoch.
+
+    Returns:
+        A dataset of ``(float32 (B, H, W, C) in [0, 1], int64 (B,))`` batches.
+    """
+    import tensorflow as tf
+
+    x, y = np.asarray(x), np.asarray(y)
+    _check_arrays(x, y)
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} should be a positive integer.")
+    if training and batch_size > len(x):
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the {len(x)} training images, and the "
+            "partial batch is dropped in training; use a smaller batch_size."
+        )
+    dataset = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int64)))
+    if cache:
+        dataset = dataset.cache()
+    if training:
+        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=training)
+    scale = 1.0 / 255.0 if x.dtype == np.uint8 else 1.0
+
+    def to_float(images, labels):
+        return tf.cast(images, tf.float32) * scale, labels
+
+    return dataset.map(to_float, num_parallel_calls=AUTOTUNE).prefetch(AUTOTUNE)
+
+
+def augmentation(flip: bool = True, crop_padding: int = 4, input_shape=None, name="augment"):
+    """Random horizontal flips and padded random crops, as Keras layers.
+
+    Place it right after the model's ``Input``; it runs wherever the model runs
+    (the GPU), only in training.
+
+    Args:
+        flip: random left-right flips (not for digits, where they change the class).
+        crop_padding: shift by up to this many pixels with zero fill (the same as
+            padding and cropping back at a random offset); 0 turns it off.
+        input_shape: ``(H, W, C)``; needed for cropping.
+        name: the block's name.
+
+    Returns:
+        A ``keras.Sequential`` mapping ``(B, H, W, C)`` to ``(B, H, W, C)``.
+    """
+    import keras
+    from keras import layers
+
+    steps = []
+    if flip:
+        steps.append(layers.RandomFlip("horizontal", name=f"{name}_flip"))
+    if crop_padding:
+        if input_shape is None or len(input_shape) != 3:
+            raise ValueError(f"input_shape=(H, W, C) is needed for cropping, got {input_shape!r}.")
+        height, width = input_shape[:2]
+        # A random shift of up to crop_padding pixels with zero fill equals pad-then-random-crop,
+        # and unlike RandomCrop it is exactly the identity at inference.
+        steps.append(layers.RandomTranslation(crop_padding / height, crop_padding / width,
+                                              fill_mode="constant", name=f"{name}_shift"))
+    return keras.Sequential(steps, name=name)

@@ -1,0 +1,110 @@
+"""The one training path: every notebook trains through :func:`fit`.
+
+``fit`` wraps ``model.fit``: it builds the ``tf.data`` pipelines
+(:mod:`utils.pipeline`), compiles with the runtime's choices (XLA on a GPU,
+several steps per call to cut Python overhead), shows Keras' progress bar and
+returns the ``keras.callbacks.History``. Pass a *builder* (a function that
+returns a new model) so that the model is created inside the distribution
+strategy's scope; ``history.model`` is the trained model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from utils import pipeline
+from utils import runtime as runtime_lib
+
+STEPS_PER_EXECUTION = 16  # batches per compiled call: removes most per-step Python overhead
+
+
+def _compile(model, runtime, optimizer, loss, metrics, learning_rate):
+    import keras
+
+    if isinstance(optimizer, str):
+        optimizer = keras.optimizers.get(optimizer)
+        if learning_rate is not None:
+            optimizer.learning_rate = learning_rate
+    model.compile(
+        optimizer=optimizer,
+        loss=loss,
+        metrics=list(metrics),
+        jit_compile=runtime.xla,
+        # Keras 3.15's multi-step loop fails under MirroredStrategy ("You must feed a value
+        # for placeholder tensor"), so mirrored runs take one step per call.
+        steps_per_execution=STEPS_PER_EXECUTION if runtime.num_replicas == 1 else 1,
+    )
+
+
+def fit(
+    model,
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    epochs: int,
+    batch_size: int = 128,
+    validation_data: tuple[np.ndarray, np.ndarray] | None = None,
+    runtime=None,
+    optimizer="adam",
+    learning_rate: float | None = None,
+    loss="sparse_categorical_crossentropy",
+    metrics: Sequence = ("accuracy",),
+    callbacks: Sequence = (),
+    compile: bool = True,
+    verbose="auto",
+):
+    """Train ``model`` on images ``x`` ``(N, H, W, C)`` and labels ``y`` ``(N,)``.
+
+    Args:
+        model: a ``keras.Model`` or a zero-argument builder returning one (built
+            inside ``runtime.scope()``; required for a mirrored strategy).
+        x, y: training images (uint8 0..255 or float32 0..1) and integer labels.
+        epochs: passes over the training data.
+        batch_size: global batch size.
+        validation_data: ``(x_val, y_val)``, evaluated after each epoch.
+        runtime: from :func:`utils.runtime.setup`; default the current one.
+        optimizer, learning_rate, loss, metrics: passed to ``model.compile``.
+        callbacks: Keras callbacks.
+        compile: False keeps a model's own compile settings.
+        verbose: Keras' progress display ("auto", 0, 1 or 2).
+
+    Returns:
+        ``keras.callbacks.History`` with ``history.history[metric]`` per epoch and
+        ``history.model`` the trained model.
+    """
+    import keras
+
+    runtime = runtime or runtime_lib.current()
+    if not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs={epochs!r} should be a positive integer.")
+    with runtime.scope():
+        if not isinstance(model, keras.Model):
+            if not callable(model):
+                raise TypeError(f"model should be a keras.Model or a builder, got {type(model)}.")
+            model = model()
+            if not isinstance(model, keras.Model):
+                raise TypeError(f"the builder should return a keras.Model, got {type(model)}.")
+        if compile or model.optimizer is None:
+            _compile(model, runtime, optimizer, loss, metrics, learning_rate)
+    train = pipeline.make(x, y, batch_size, training=True, seed=runtime.seed)
+    validation = None
+    if validation_data is not None:
+        validation = pipeline.make(*validation_data, batch_size=batch_size)
+    # shuffle=False: the pipeline already reshuffles every epoch (seeded).
+    return model.fit(train, validation_data=validation, epochs=epochs, shuffle=False,
+                     callbacks=list(callbacks), verbose=verbose)
+
+
+def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> dict[str, float]:
+    """Loss and metrics of a compiled ``model`` on ``(x (N, H, W, C), y (N,))``, as a dict."""
+    data = pipeline.make(x, y, batch_size)
+    return {k: float(v) for k, v in model.evaluate(data, verbose=0, return_dict=True).items()}
+
+
+def predict(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Class probabilities ``(N, num_classes)`` for images ``x`` ``(N, H, W, C)``."""
+    data = pipeline.make(x, np.zeros(len(x), dtype=np.int64), batch_size)
+    return np.asarray(model.predict(data.map(lambda images, _: images), verbose=0))
+
