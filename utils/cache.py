@@ -60,18 +60,23 @@ def save_arrays(key: str, arrays: dict[str, np.ndarray]) -> Path:
     return target
 
 
-def load_arrays(key: str) -> dict[str, np.ndarray] | None:
+def load_arrays(key: str, required: tuple[str, ...] = ()) -> dict[str, np.ndarray] | None:
     """Return the arrays cached under ``key``, or None if there are none.
 
-    A cache file that cannot be read (truncated, not a zip) is deleted, with a
-    message, and None is returned so that the caller rebuilds it.
+    A cache file that cannot be read (truncated, not a zip) or that lacks one of
+    the ``required`` arrays is deleted, with a message, and None is returned so
+    that the caller rebuilds it.
     """
     path = cache_dir() / f"{key}.npz"
     if not path.exists():
         return None
     try:
         with np.load(path, allow_pickle=False) as archive:
-            return {name: archive[name] for name in archive.files}
+            arrays = {name: archive[name] for name in archive.files}
+        missing = [name for name in required if name not in arrays]
+        if missing:
+            raise ValueError(f"it lacks {missing}")
+        return arrays
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         print(f"Cached file {path} is unreadable ({err}); deleting it and rebuilding.")
         path.unlink(missing_ok=True)

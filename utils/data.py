@@ -134,7 +134,7 @@ def _from_fashion_dirs(attempts: list[str]) -> tuple[dict, str] | None:
 
 
 def _from_cache(name: str, attempts: list[str]) -> tuple[dict, str] | None:
-    arrays = cache.load_arrays(name)
+    arrays = cache.load_arrays(name, required=("x_train", "y_train", "x_test", "y_test"))
     if arrays is None:
         attempts.append(f"kit cache ({cache.cache_dir() / (name + '.npz')}): not there")
         return None

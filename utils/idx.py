@@ -73,6 +73,8 @@ def read_bytes(path: str | Path) -> bytes:
     """
     path = Path(path)
     raw = path.read_bytes()
+    if not raw:
+        raise CorruptFileError(f"{path} is empty (0 bytes). " + _fix_hint(path))
     if path.suffix != ".gz":
         return raw
     try:

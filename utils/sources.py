@@ -8,11 +8,15 @@ or None. Arrays are ``uint8`` images ``(N, H, W[, C])`` and integer labels ``(N,
 from __future__ import annotations
 
 import os
+import pickle
 import socket
 import threading
+import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from utils import idx
 
 OFFLINE_ENV = "COURSE_OFFLINE"
 PROBE_HOST = ("storage.googleapis.com", 443)  # where tensorflow-datasets downloads from
@@ -84,24 +88,52 @@ def from_tfds_disk(name: str, attempts: list[str]):
     return _read_tfds(name, download=False), f"TensorFlow Datasets ({tfds_data_dir() / name})"
 
 
+def keras_datasets_dir() -> Path:
+    """Folder of ``keras.datasets`` downloads: ``$KERAS_HOME/datasets`` or ``~/.keras/datasets``."""
+    return Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")).expanduser() / "datasets"
+
+
+def _read_keras_files(name: str, path: Path) -> dict[str, np.ndarray]:
+    if name == "mnist":
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in ("x_train", "y_train", "x_test", "y_test")}
+    if name == "fashion_mnist":
+        return idx.read_folder(path)
+    # CIFAR-10's python version: pickled dicts of (N, 3072) uint8 rows in CHW order.
+    parts = {"train": [f"data_batch_{i}" for i in range(1, 6)], "test": ["test_batch"]}
+    arrays = {}
+    for split, files in parts.items():
+        images, labels = [], []
+        for file in files:
+            with open(path / file, "rb") as handle:
+                batch = pickle.load(handle, encoding="bytes")
+            images.append(np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32))
+            labels.append(np.asarray(batch[b"labels"]))
+        arrays[f"x_{split}"] = np.concatenate(images).transpose(0, 2, 3, 1)
+        arrays[f"y_{split}"] = np.concatenate(labels)
+    return arrays
+
+
 def from_keras_cache(name: str, attempts: list[str]):
-    """A file that ``keras.datasets`` downloaded earlier (never downloads itself)."""
-    path = Path.home() / ".keras" / "datasets" / KERAS_CACHE[name]
+    """Files that ``keras.datasets`` downloaded earlier, read directly (never downloads)."""
+    path = keras_datasets_dir() / KERAS_CACHE[name]
     if not path.exists():
         attempts.append(f"Keras cache ({path}): not there")
         return None
-    import keras
-
-    loader = {"mnist": keras.datasets.mnist, "fashion_mnist": keras.datasets.fashion_mnist,
-              "cifar10": keras.datasets.cifar10}[name]
-    (x_train, y_train), (x_test, y_test) = loader.load_data()
-    arrays = {"x_train": x_train, "y_train": np.reshape(y_train, -1),
-              "x_test": x_test, "y_test": np.reshape(y_test, -1)}
+    try:
+        arrays = _read_keras_files(name, path)
+    except (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile,
+            FileNotFoundError) as err:
+        attempts.append(f"Keras cache ({path}): unreadable ({err}); delete it to download again")
+        return None
     return arrays, f"the Keras cache ({path})"
 
 
 def from_download(name: str, attempts: list[str]):
     """Download through tensorflow-datasets, after a quick check that we are online."""
+    if os.environ.get(OFFLINE_ENV, "").strip().lower() in {"1", "true", "yes"}:
+        attempts.append(f"download through tensorflow-datasets: skipped ({OFFLINE_ENV} is set)")
+        return None
     if not is_online():
         attempts.append("download through tensorflow-datasets: no internet connection "
                         f"(probe of {PROBE_HOST[0]} failed within {PROBE_TIMEOUT_S:g} s)")
