@@ -8,7 +8,7 @@ from benchmarks import train_speed
 
 
 def test_train_speed_prints_both_figures_and_ratio(capsys):
-    figures = train_speed.main(["--epochs", "2", "--train-size", "2048", "--batch-size", "128"])
+    figures = train_speed.main(["--rounds", "2", "--train-size", "2048", "--batch-size", "128"])
     out = capsys.readouterr().out
     plain = re.search(r"plain model.fit on NumPy arrays:\s+([\d,]+) images/s", out)
     kit = re.search(r"kit training.fit:\s+([\d,]+) images/s", out)
@@ -17,3 +17,5 @@ def test_train_speed_prints_both_figures_and_ratio(capsys):
     assert figures["plain"] > 0 and figures["kit"] > 0
     assert abs(float(ratio.group(1)) - figures["kit"] / figures["plain"]) < 0.01
     assert int(plain.group(1).replace(",", "")) == round(figures["plain"])
+    rounds = re.search(r"per-round ratios:\s+([\d.]+) ([\d.]+)\n", out)
+    assert rounds, out

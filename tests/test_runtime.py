@@ -49,6 +49,7 @@ def test_setup_on_cpu_reports_and_disables_gpu_features(capsys):
     assert keras.mixed_precision.global_policy().name == "float32"
     assert "Accelerator: none" in report and "mixed precision: off" in report
     assert "Seed: 3" in report
+    assert "Quick mode, because COURSE_QUICK=1" in report  # the student is told the run is reduced
 
 
 def test_same_seed_gives_identical_weights_on_cpu():
