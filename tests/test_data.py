@@ -490,3 +490,14 @@ def test_pick(monkeypatch):
     monkeypatch.setenv("COURSE_QUICK", "maybe")
     with pytest.raises(ValueError, match="COURSE_QUICK"):
         quick.pick(full=30, quick=2)
+
+
+def test_cli_status_and_fetch_offline(nothing_local, capsys):
+    assert data.main(["status"]) == 0
+    status = capsys.readouterr().out
+    assert "fashion_mnist" in status and "download possible: no" in status
+    assert data.main(["fetch", "mnist"]) == 1
+    out = capsys.readouterr().out
+    assert "mnist: No source could provide 'mnist'" in out and "Ways to provide it" in out
+    with pytest.raises(SystemExit):
+        data.main(["fetch", "imagenet"])

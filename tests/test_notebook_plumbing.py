@@ -69,3 +69,22 @@ def test_every_shipped_notebook_has_outputs_that_were_executed():
         assert all(counts), f"{path.name}: some code cells were never run; refresh it"
         assert counts == sorted(counts), f"{path.name}: cells were run out of order; refresh it"
 
+
+
+def test_refresh_stores_fresh_outputs_and_refuses_broken_notebooks(tmp_path):
+    stale = tmp_path / "stale.ipynb"
+    stale.write_text((FIXTURES / "notebooks" / "stale.ipynb").read_text())
+    notebooks.refresh(stale)
+    cell = nbformat.read(stale, as_version=4).cells[0]
+    assert cell.outputs[0]["text"] == "42\n" and cell.execution_count == 1
+
+    broken = tmp_path / "broken.ipynb"
+    original = (FIXTURES / "labs" / "broken.ipynb").read_text()
+    broken.write_text(original)
+    try:
+        notebooks.refresh(broken)
+    except RuntimeError as err:
+        assert "NotImplementedError" in str(err) and "not saved" in str(err)
+    else:
+        raise AssertionError("refresh saved a notebook whose cells failed")
+    assert broken.read_text() == original

@@ -305,9 +305,17 @@ def main(argv: list[str] | None = None) -> int:
         for name, text in availability().items():
             print(f"{name:14s} {text}")
         return 0
+    unknown = [name for name in args.names if name not in NAMES]
+    if unknown:
+        parser.error(f"unknown dataset(s) {unknown}; choose from {list(NAMES)}")
+    failed = 0
     for name in args.names:
-        load(name, quick_mode=False)
-    return 0
+        try:
+            load(name, quick_mode=False)
+        except (DataUnavailableError, idx.CorruptFileError, FileNotFoundError) as err:
+            print(f"{name}: {err}")
+            failed += 1
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -32,8 +32,8 @@ def _compile(model, runtime, optimizer, loss, metrics, learning_rate):
         loss=loss,
         metrics=list(metrics),
         jit_compile=runtime.xla,
-        # Keras 3.15's multi-step loop fails under MirroredStrategy ("You must feed a value
-        # for placeholder tensor"), so mirrored runs take one step per call.
+        # Keras 3's multi-step loop fails under MirroredStrategy ("You must feed a value for
+        # placeholder tensor", keras-team/keras#19246), so mirrored runs take one step per call.
         steps_per_execution=STEPS_PER_EXECUTION if runtime.num_replicas == 1 else 1,
     )
 
