@@ -501,3 +501,9 @@ def test_cli_status_and_fetch_offline(nothing_local, capsys):
     assert "mnist: No source could provide 'mnist'" in out and "Ways to provide it" in out
     with pytest.raises(SystemExit):
         data.main(["fetch", "imagenet"])
+
+
+@pytest.mark.parametrize("size", [0, -5, 2.5])
+def test_bad_subset_size_is_named(size):
+    with pytest.raises(ValueError, match=f"train_size={size!r}"):
+        data.load("digits", train_size=size, verbose=False)

@@ -121,7 +121,9 @@ def _fashion_mnist_dirs() -> list[tuple[str, Path]]:
     return found
 
 
-def _from_fashion_dirs(attempts: list[str]) -> tuple[dict, str] | None:
+def _from_fashion_dirs(name: str, attempts: list[str]) -> tuple[dict, str] | None:
+    if name != "fashion_mnist":
+        return None
     for label, folder in _fashion_mnist_dirs():
         if not folder.is_dir():
             attempts.append(f"{label} ({folder}): no such folder")
@@ -142,17 +144,23 @@ def _from_cache(name: str, attempts: list[str]) -> tuple[dict, str] | None:
 
 
 def _load_arrays(name: str) -> tuple[dict, str]:
+    if name == "digits":
+        return _digits()
     attempts: list[str] = []
-    steps = [_from_cache, sources.from_tfds_disk, sources.from_keras_cache, sources.from_download]
-    if name == "fashion_mnist":
-        steps.insert(0, _from_fashion_dirs)
-    for step in steps:
-        found = step(name, attempts) if step is not _from_fashion_dirs else step(attempts)
+    # (source, whether to copy what it gives into the kit cache), local and cheap first.
+    steps = [
+        (_from_fashion_dirs, False),  # verified IDX files are as fast to read as the cache
+        (_from_cache, False),
+        (sources.from_tfds_disk, True),
+        (sources.from_keras_cache, True),
+        (sources.from_download, True),
+    ]
+    for step, keep in steps:
+        found = step(name, attempts)
         if found is not None:
-            arrays, where = found
-            if step in (sources.from_tfds_disk, sources.from_keras_cache, sources.from_download):
-                cache.save_arrays(name, arrays)
-            return arrays, where
+            if keep:
+                cache.save_arrays(name, found[0])
+            return found
     raise DataUnavailableError(sources.unavailable_message(name, attempts))
 
 
@@ -192,8 +200,8 @@ def load(
         name: ``"mnist"``, ``"fashion_mnist"``, ``"cifar10"`` or ``"digits"``.
         fallback: a dataset to use, announced, when ``name`` cannot be had
             (e.g. offline). None means never substitute.
-        dtype: ``"float32"`` (values in [0, 1]) or ``"uint8"`` (0..255, for
-            pipelines that normalise on the accelerator).
+        dtype: ``"float32"`` (values in [0, 1]) or ``"uint8"`` (0..255, a quarter
+            of the memory; :func:`utils.pipeline.make` converts each batch).
         quick_mode: shrink to a fixed random subset; None follows :mod:`utils.quick`.
         train_size, test_size: subset sizes; default all in a full run and
             ``QUICK_TRAIN_SIZE`` / ``QUICK_TEST_SIZE`` in quick mode.
@@ -213,10 +221,13 @@ def load(
         raise ValueError(f"fallback={fallback!r} is not a course dataset; choose one of {NAMES}.")
     if dtype not in ("float32", "uint8"):
         raise ValueError(f"dtype={dtype!r} is not supported; use 'float32' or 'uint8'.")
+    for label, size in (("train_size", train_size), ("test_size", test_size)):
+        if size is not None and (not isinstance(size, int) or size < 1):
+            raise ValueError(f"{label}={size!r} should be a positive integer or None (all).")
     notes = []
     actual = name
     try:
-        arrays, where = _digits() if name == "digits" else _load_arrays(name)
+        arrays, where = _load_arrays(name)
     except DataUnavailableError:
         if fallback is None:
             raise
@@ -228,7 +239,7 @@ def load(
         if verbose:
             print(note)
         actual = fallback
-        arrays, where = _digits() if fallback == "digits" else _load_arrays(fallback)
+        arrays, where = _load_arrays(fallback)
 
     quick_on = quick.is_quick() if quick_mode is None else quick_mode
     if quick_on:

@@ -21,7 +21,6 @@ which
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
 
 from utils import quick
@@ -171,6 +170,5 @@ def setup(
 def current() -> Runtime:
     """The runtime of the last :func:`setup`, or a quiet unseeded one if none was made."""
     if _CURRENT is None:
-        with contextlib.redirect_stdout(None):
-            return setup(seed=None, verbose=False)
+        return setup(seed=None, verbose=False)
     return _CURRENT
