@@ -111,6 +111,9 @@ def test_mirrored_strategy_on_two_logical_cpus():
         variable = history.model.weights[0].value
         print("REPLICAS", rt.num_replicas, type(variable).__name__)
         print("LOSS", history.history["loss"][0], history.history["loss"][-1])
+        on_device = training.fit(tiny_cnn, x, y, epochs=3, batch_size=32, runtime=rt,
+                                 data_on_device=True, verbose=0)
+        print("DEVICE_LOSS", on_device.history["loss"][0], on_device.history["loss"][-1])
     """)
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
@@ -121,3 +124,24 @@ def test_mirrored_strategy_on_two_logical_cpus():
     first, last = map(float, next(ln for ln in done.stdout.splitlines()
                                   if ln.startswith("LOSS")).split()[1:])
     assert last < first
+    first, last = map(float, next(ln for ln in done.stdout.splitlines()
+                                  if ln.startswith("DEVICE_LOSS")).split()[1:])
+    assert last < first
+
+
+def test_data_on_device_trains_exactly_like_the_host_pipeline():
+    x, y = toy_data(n=192)
+    images = (x * 255).astype(np.uint8)
+    runs = []
+    for on_device in (False, True):
+        rt = runtime.setup(seed=0, verbose=False)
+        history = training.fit(tiny_cnn, images, y, epochs=3, batch_size=32, runtime=rt,
+                               learning_rate=0.01, validation_data=(images[:64], y[:64]),
+                               data_on_device=on_device, verbose=0)
+        assert history.model.name == "tiny_cnn"  # the model itself, not the device wrapper
+        runs.append(history)
+    host, device = runs
+    assert host.history == device.history
+    for a, b in zip(host.model.get_weights(), device.model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert training.evaluate(device.model, images, y)["accuracy"] > 0.9

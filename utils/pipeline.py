@@ -115,3 +115,63 @@ def augmentation(flip: bool = True, crop_padding: int = 4, input_shape=None, nam
         steps.append(layers.RandomTranslation(crop_padding / height, crop_padding / width,
                                               fill_mode="constant", name=f"{name}_shift"))
     return keras.Sequential(steps, name=name)
+
+
+def make_indices(indices: np.ndarray, y: np.ndarray, batch_size: int, training: bool = False,
+                 seed: int | None = 0):
+    """Like :func:`make`, but yields image *indices* ``(B,)`` int32 instead of images.
+
+    Used with :func:`on_device`: the images stay on the accelerator, and only the
+    indices and labels of each batch cross over. Shuffling uses the same seed and
+    buffer as :func:`make`, so both give the same batches in the same order.
+    """
+    import tensorflow as tf
+
+    indices, y = np.asarray(indices, dtype=np.int32), np.asarray(y)
+    if indices.ndim != 1 or y.shape != indices.shape:
+        raise ValueError(f"indices {indices.shape} and y {y.shape} should both have shape (N,).")
+    if training and batch_size > len(indices):
+        raise ValueError(f"batch_size={batch_size} is larger than the {len(indices)} training "
+                         "images; use a smaller batch_size.")
+    dataset = tf.data.Dataset.from_tensor_slices((indices, y.astype(np.int64))).cache()
+    if training:
+        dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size, drop_remainder=training).prefetch(AUTOTUNE)
+
+
+def on_device(model, images: np.ndarray):
+    """Wrap ``model`` so that it takes image indices and reads the images from device memory.
+
+    The images are copied once into a tensor on the default device (the GPU when
+    there is one); each step gathers its batch there and converts it to float32
+    in [0, 1], exactly as :func:`make` does on the host.
+
+    Args:
+        model: a ``keras.Model`` taking images ``(B, H, W, C)``.
+        images: every image the wrapper may index, ``(N, H, W, C)`` uint8 or float32.
+
+    Returns:
+        A ``keras.Model`` mapping int32 indices ``(B,)`` to ``model``'s outputs; it
+        shares ``model``'s layers and weights.
+    """
+    import keras
+    import tensorflow as tf
+
+    images = np.asarray(images)
+    _check_arrays(images, np.zeros(len(images)))
+    stored = tf.constant(images)
+    scale = 1.0 / 255.0 if images.dtype == np.uint8 else 1.0
+
+    class GatherImages(keras.layers.Layer):
+        """Indices ``(B,)`` -> float32 images ``(B, H, W, C)`` from the stored tensor."""
+
+        def call(self, indices):
+            batch = tf.gather(stored, tf.cast(indices, tf.int32))
+            return tf.cast(batch, tf.float32) * scale
+
+        def compute_output_shape(self, input_shape):
+            return (input_shape[0], *images.shape[1:])
+
+    indices = keras.Input(shape=(), dtype="int32", name="image_index")
+    gathered = GatherImages(dtype="float32", name="images_on_device")(indices)
+    return keras.Model(indices, model(gathered), name=f"{model.name}_on_device")

@@ -53,6 +53,7 @@ def fit(
     metrics: Sequence = ("accuracy",),
     callbacks: Sequence = (),
     compile: bool = True,
+    data_on_device: bool = False,
     verbose="auto",
 ):
     """Train ``model`` on images ``x`` ``(N, H, W, C)`` and labels ``y`` ``(N,)``.
@@ -68,6 +69,9 @@ def fit(
         optimizer, learning_rate, loss, metrics: passed to ``model.compile``.
         callbacks: Keras callbacks.
         compile: False keeps a model's own compile settings.
+        data_on_device: copy the images to the accelerator once and send only
+            indices per step (:func:`utils.pipeline.on_device`); same batches,
+            same result as the default host pipeline.
         verbose: Keras' progress display ("auto", 0, 1 or 2).
 
     Returns:
@@ -88,13 +92,44 @@ def fit(
                 raise TypeError(f"the builder should return a keras.Model, got {type(model)}.")
         if compile or model.optimizer is None:
             _compile(model, runtime, optimizer, loss, metrics, learning_rate)
-    train = pipeline.make(x, y, batch_size, training=True, seed=runtime.seed)
+    if data_on_device:
+        trained, train, validation = _on_device(model, runtime, x, y, validation_data, batch_size)
+    else:
+        trained = model
+        train = pipeline.make(x, y, batch_size, training=True, seed=runtime.seed)
+        validation = None
+        if validation_data is not None:
+            validation = pipeline.make(*validation_data, batch_size=batch_size)
+    # shuffle=False: the pipeline already reshuffles every epoch (seeded).
+    history = trained.fit(train, validation_data=validation, epochs=epochs, shuffle=False,
+                          callbacks=list(callbacks), verbose=verbose)
+    history.set_model(model)  # the model itself, also when a device wrapper was trained
+    return history
+
+
+def _on_device(model, runtime, x, y, validation_data, batch_size):
+    """The wrapper that reads images from device memory, and its index pipelines."""
+    x = np.asarray(x)
+    x_all = x if validation_data is None else np.concatenate([x, validation_data[0]])
+    with runtime.scope():
+        wrapper = pipeline.on_device(model, x_all)
+        # Same optimizer object: the wrapper's trainable weights are the model's.
+        wrapper.compile(optimizer=model.optimizer, loss=model.loss,
+                        metrics=_metric_names(model), jit_compile=model.jit_compile,
+                        steps_per_execution=model.steps_per_execution)
+    train = pipeline.make_indices(np.arange(len(x)), y, batch_size, training=True,
+                                  seed=runtime.seed)
     validation = None
     if validation_data is not None:
-        validation = pipeline.make(*validation_data, batch_size=batch_size)
-    # shuffle=False: the pipeline already reshuffles every epoch (seeded).
-    return model.fit(train, validation_data=validation, epochs=epochs, shuffle=False,
-                     callbacks=list(callbacks), verbose=verbose)
+        validation = pipeline.make_indices(np.arange(len(x), len(x_all)), validation_data[1],
+                                           batch_size)
+    return wrapper, train, validation
+
+
+def _metric_names(model) -> list:
+    compiled = getattr(model, "_compile_config", None)
+    config = compiled.config if compiled is not None else {}
+    return list(config.get("metrics") or [])
 
 
 def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> dict[str, float]:
