@@ -38,6 +38,25 @@ def _check_arrays(x: np.ndarray, y: np.ndarray) -> None:
         raise TypeError(f"x should be uint8 (0..255) or float32 (0..1), got {x.dtype}.")
 
 
+def _shuffled_batches(x, y, batch_size: int, training: bool, seed, cache: bool = True):
+    """The batching shared by :func:`make` and :func:`make_indices`: same seed, same order."""
+    import tensorflow as tf
+
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size={batch_size!r} should be a positive integer.")
+    if training and batch_size > len(x):
+        raise ValueError(
+            f"batch_size={batch_size} is larger than the {len(x)} training images, and the "
+            "partial batch is dropped in training; use a smaller batch_size."
+        )
+    dataset = tf.data.Dataset.from_tensor_slices((x, np.asarray(y).astype(np.int64)))
+    if cache:
+        dataset = dataset.cache()
+    if training:
+        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size, drop_remainder=training)
+
+
 def make(
     x: np.ndarray,
     y: np.ndarray,
@@ -63,19 +82,7 @@ def make(
 
     x, y = np.asarray(x), np.asarray(y)
     _check_arrays(x, y)
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size={batch_size!r} should be a positive integer.")
-    if training and batch_size > len(x):
-        raise ValueError(
-            f"batch_size={batch_size} is larger than the {len(x)} training images, and the "
-            "partial batch is dropped in training; use a smaller batch_size."
-        )
-    dataset = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int64)))
-    if cache:
-        dataset = dataset.cache()
-    if training:
-        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size, drop_remainder=training)
+    dataset = _shuffled_batches(x, y, batch_size, training, seed, cache)
     scale = 1.0 / 255.0 if x.dtype == np.uint8 else 1.0
 
     def to_float(images, labels):
@@ -125,18 +132,10 @@ def make_indices(indices: np.ndarray, y: np.ndarray, batch_size: int, training: 
     indices and labels of each batch cross over. Shuffling uses the same seed and
     buffer as :func:`make`, so both give the same batches in the same order.
     """
-    import tensorflow as tf
-
     indices, y = np.asarray(indices, dtype=np.int32), np.asarray(y)
     if indices.ndim != 1 or y.shape != indices.shape:
         raise ValueError(f"indices {indices.shape} and y {y.shape} should both have shape (N,).")
-    if training and batch_size > len(indices):
-        raise ValueError(f"batch_size={batch_size} is larger than the {len(indices)} training "
-                         "images; use a smaller batch_size.")
-    dataset = tf.data.Dataset.from_tensor_slices((indices, y.astype(np.int64))).cache()
-    if training:
-        dataset = dataset.shuffle(len(indices), seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size, drop_remainder=training).prefetch(AUTOTUNE)
+    return _shuffled_batches(indices, y, batch_size, training, seed).prefetch(AUTOTUNE)
 
 
 def on_device(model, images: np.ndarray):
