@@ -1,0 +1,161 @@
+"""Generate the student notebooks in ``labs/`` from the solution notebooks in ``solutions/``.
+
+    python -m utils.build                 # (re)build every lab
+    python -m utils.build lab0_perceptron # one lab
+    python -m utils.build --check         # exit 1, with a diff, if labs/ is out of date
+    python -m utils.build --force         # overwrite lab notebooks that were edited by hand
+
+The student version of a solution notebook has every solution region replaced by a stub
+that raises ``NotImplementedError`` (with the region's hints), no hidden test cells, no
+outputs, and metadata ``course = {lab, version, build}``: ``version`` is the hash of the
+solution's cells and ``build`` the hash of the generated cells. A lab notebook whose cells no
+longer hash to its ``build`` stamp has been edited since it was generated (by a student or
+an instructor), and the build refuses to overwrite it unless ``--force`` is given.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from utils import labformat
+
+EXIT_OK, EXIT_OUT_OF_DATE, EXIT_REFUSED = 0, 1, 2
+
+
+def student_version(lab: labformat.Lab):
+    """The generated student notebook (an nbformat ``NotebookNode``) of a parsed lab."""
+    nb = copy.deepcopy(lab.notebook)
+    cells = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            header = labformat.test_header(cell.source)
+            if header is not None and header["hidden"]:
+                continue
+            cell.source = labformat.strip_solutions(cell.source, f"{lab.id}, cell {index}")
+            cell.outputs, cell.execution_count = [], None
+        cell.metadata = {k: v for k, v in cell.metadata.items() if k in ("tags", "editable")}
+        cells.append(cell)
+    nb.cells = cells
+    nb.metadata["course"] = {"lab": lab.id, "title": lab.title, "version": lab.version,
+                             "build": labformat.cells_hash(nb)}
+    return nb
+
+
+def _text(nb) -> list[str]:
+    """A readable line-by-line rendering of a notebook's cells, for diffs."""
+    stamp = json.dumps(dict(nb.metadata.get("course", {})), sort_keys=True)
+    lines = [f"metadata.course = {stamp}\n"]
+    for index, cell in enumerate(nb.cells):
+        lines.append(f"--- cell {index} ({cell.cell_type}) ---\n")
+        lines.extend(line + "\n" for line in cell.source.split("\n"))
+    return lines
+
+
+def diff(old, new, name: str) -> str:
+    """Unified diff between the cells of two notebooks (empty when they agree)."""
+    return "".join(difflib.unified_diff(_text(old), _text(new), f"{name} (on disk)",
+                                        f"{name} (from solutions/)"))
+
+
+def edited_by_hand(nb) -> bool:
+    """True when a generated notebook's cells no longer match its ``build`` stamp."""
+    stamp = nb.metadata.get("course", {}).get("build")
+    return stamp != labformat.cells_hash(nb)
+
+
+def _write_atomic(nb, path: Path) -> None:
+    import nbformat
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            nbformat.write(nb, stream)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _read(path: Path):
+    import nbformat
+
+    try:
+        return nbformat.read(path, as_version=4)
+    except Exception:  # unreadable or not a notebook: treated as edited by hand
+        return None
+
+
+def build(solution: Path, labs_dir: Path, check: bool = False, force: bool = False,
+          out=sys.stdout) -> int:
+    """Build (or with ``check``, compare) the student version of one solution notebook.
+
+    Returns:
+        ``EXIT_OK``; ``EXIT_OUT_OF_DATE`` when ``check`` finds a difference; ``EXIT_REFUSED``
+        when the target was edited by hand and ``force`` is not set.
+    """
+    new = student_version(labformat.read(solution))
+    target = labs_dir / solution.name
+    old = _read(target) if target.exists() else None
+    same = old is not None and not diff(old, new, target.name)
+    if check:
+        if same:
+            print(f"up to date: {target}", file=out)
+            return EXIT_OK
+        if old is None:
+            print(f"OUT OF DATE: {target} is missing or unreadable", file=out)
+        else:
+            print(f"OUT OF DATE: {target} differs from {solution}:", file=out)
+            print(diff(old, new, target.name), file=out)
+        print("Run `python -m utils.build` to regenerate it.", file=out)
+        return EXIT_OUT_OF_DATE
+    if same:
+        print(f"unchanged: {target}", file=out)
+        return EXIT_OK
+    if target.exists() and (old is None or edited_by_hand(old)) and not force:
+        print(f"REFUSED: {target} was edited since it was generated, so it was not overwritten. "
+              "Move it away to keep it, or run `python -m utils.build --force` to replace it.",
+              file=out)
+        return EXIT_REFUSED
+    _write_atomic(new, target)
+    print(f"wrote {target} (version {new.metadata['course']['version']})", file=out)
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m utils.build", description=__doc__.split("\n")[0])
+    parser.add_argument("labs", nargs="*", help="lab ids (default: every lab in solutions/)")
+    parser.add_argument("--check", action="store_true", help="compare only; exit 1 if out of date")
+    parser.add_argument("--force", action="store_true", help="overwrite hand-edited lab notebooks")
+    parser.add_argument("--solutions", type=Path, default=labformat.SOLUTIONS_DIR)
+    parser.add_argument("--labs-dir", type=Path, default=labformat.LABS_DIR)
+    args = parser.parse_args(argv)
+    if args.labs:
+        paths = [args.solutions / f"{lab}.ipynb" for lab in args.labs]
+        missing = [p for p in paths if not p.is_file()]
+        if missing:
+            print(f"no such lab: {', '.join(p.stem for p in missing)} (looked in {args.solutions})",
+                  file=sys.stderr)
+            return EXIT_REFUSED
+    else:
+        paths = labformat.solution_paths(args.solutions)
+    worst = EXIT_OK
+    for path in paths:
+        try:
+            worst = max(worst, build(path, args.labs_dir, args.check, args.force))
+        except labformat.LabFormatError as error:
+            print(f"ERROR: {error}", file=sys.stderr)
+            worst = EXIT_REFUSED
+    return worst
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,283 @@
+"""The autograder: ``python -m utils.grade SUBMISSION.ipynb`` or ``python -m utils.grade FOLDER``.
+
+For each submission it
+
+1. reads the lab id from the notebook's metadata (``--lab`` overrides) and loads that lab's
+   solution notebook, which holds the master tests;
+2. builds a grading notebook: the student's code cells, with every test cell the student
+   has (edited, deleted or not) replaced by the master public *and* hidden tests of that
+   exercise, at the same place (exercises whose test cell is gone are tested at the end);
+3. runs it in a fresh kernel in a temporary folder, in quick mode, with a time limit per
+   notebook (``--timeout``, default 300 s), per cell (``--cell-timeout``, 120 s: the
+   cell is interrupted and the next one runs) and per test (60 s), a memory cap
+   (``--memory-gb``, default 8, through ``RLIMIT_AS`` where the OS allows; 0 turns it off),
+   and output cut at 1 MB per cell;
+4. prints a table and writes ``OUT/<name>.json`` (see :mod:`utils.gradereport`); for a
+   folder, also ``OUT/summary.csv`` and ``OUT/summary.json``.
+
+Scores come only from the results that the injected test cells publish (see
+:mod:`utils.gradekernel`); what the student's own cells print or write is never read.
+
+Exit status: 0 when graded (even at 0 points; for a folder, when the batch ran); 2 when the
+file cannot be read or is not a notebook; 3 when its lab is unknown.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from utils import gradeexec, gradekernel, labformat
+from utils.gradereport import Report, score, table, write_summary, write_text
+
+EXIT_GRADED, EXIT_UNREADABLE, EXIT_UNKNOWN_LAB = 0, 2, 3
+TIMEOUT_S = 300  # per notebook; quick-mode labs grade in well under a minute
+TEST_TIMEOUT_S = 60  # per test; a test calls the student's code a few times
+CELL_TIMEOUT_S = 120  # per cell, then it is interrupted and the next cell runs
+MEMORY_GB = 8  # address-space cap for the kernel (TensorFlow alone maps about 3 GB)
+# Code an instructor may want to read: it touches the grader's machinery.
+SUSPICIOUS = {
+    r"\bgradekernel\b|application/vnd\.dlvision": "names the grader's internals",
+    r"\bsys\.modules\b|\bbuiltins\b|__builtins__": "changes modules or builtins",
+    r"__code__|\bsettrace\b|\bsetprofile\b|\bctypes\b": "uses interpreter hooks",
+    r"input_transformers|ast_transformers|events\.register": "hooks IPython",
+    r"^\s*(checks|np|numpy|selfcheck|utils)\.\w+\s*=": "assigns into a library module",
+    r"^\s*def\s+(check|test)\b|^\s*(check|test)\s*=": "redefines check or test",
+}
+
+
+class SubmissionError(Exception):
+    """A submission that cannot be graded at all; ``code`` is the exit status."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def load_submission(path: Path):
+    """Read a submitted notebook, or raise :class:`SubmissionError` saying what is wrong."""
+    import nbformat
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SubmissionError(f"cannot read {path}: {error}", EXIT_UNREADABLE) from None
+    try:
+        raw = json.loads(text)
+    except ValueError as error:
+        raise SubmissionError(f"{path.name} is not a notebook: invalid JSON ({error})",
+                              EXIT_UNREADABLE) from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list):
+        raise SubmissionError(f"{path.name} is not a notebook: no list of cells",
+                              EXIT_UNREADABLE)
+    try:
+        return nbformat.reads(text, as_version=4)
+    except Exception as error:
+        raise SubmissionError(f"{path.name} is not a valid notebook: {error}",
+                              EXIT_UNREADABLE) from None
+
+
+def expected_tests(exercise: labformat.Exercise) -> list[tuple[str, str]]:
+    """``(visibility, name)`` of every ``@test`` function in an exercise's master cells."""
+    found = []
+    for visibility, sources in (("public", exercise.public), ("hidden", exercise.hidden)):
+        for source in sources:
+            for node in ast.walk(ast.parse(source)):
+                if not isinstance(node, ast.FunctionDef):
+                    continue
+                for decorator in node.decorator_list:
+                    if (isinstance(decorator, ast.Call) and getattr(decorator.func, "id", "") == "test"):
+                        named = [a.value for a in decorator.args[1:2] if isinstance(a, ast.Constant)]
+                        found.append((visibility, named[0] if named else node.name))
+    return found
+
+
+def _grader_cell(exercise: labformat.Exercise, test_timeout: float):
+    import nbformat
+
+    sources = [("public", s) for s in exercise.public] + [("hidden", s) for s in exercise.hidden]
+    source = (f"import utils.gradekernel as _grader\n"
+              f"_grader.run_exercise({exercise.id!r}, {sources!r}, test_timeout={test_timeout!r})")
+    return nbformat.v4.new_code_cell(source, metadata={"grader": exercise.id})
+
+
+def grading_notebook(lab: labformat.Lab, submission, memory_bytes: int | None,
+                     test_timeout: float = TEST_TIMEOUT_S):
+    """The notebook the grader runs: prelude, student code, master tests in place."""
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3",
+                                                           "display_name": "Python 3"}})
+    nb.cells.append(nbformat.v4.new_code_cell(
+        f"import utils.gradekernel as _grader\n_grader.begin({memory_bytes!r})"))
+    placed = set()
+    for cell in submission.cells:
+        if cell.get("cell_type") != "code" or not isinstance(cell.get("source"), str):
+            continue
+        header = labformat.test_header(cell.source)
+        if header is None:
+            nb.cells.append(nbformat.v4.new_code_cell(cell.source))
+        elif header["exercise"] in lab.exercises and header["exercise"] not in placed:
+            placed.add(header["exercise"])
+            nb.cells.append(_grader_cell(lab.exercises[header["exercise"]], test_timeout))
+    for exercise in lab.exercises.values():
+        if exercise.id not in placed:
+            nb.cells.append(_grader_cell(exercise, test_timeout))
+    return nb
+
+
+def review(submission) -> list[str]:
+    """Lines of the student's code that touch the grader's machinery (for a human to read)."""
+    notes = []
+    for index, cell in enumerate(submission.cells):
+        if cell.get("cell_type") != "code" or labformat.test_header(cell.source):
+            continue
+        for pattern, why in SUSPICIOUS.items():
+            if re.search(pattern, cell.source, re.MULTILINE):
+                notes.append(f"cell {index} {why}")
+    return notes
+
+
+def _kernel_env(quick: bool) -> dict[str, str]:
+    from utils.notebooks import TEST_ENV
+
+    env = {**os.environ, **TEST_ENV, "COURSE_GRADING": "1", "MPLBACKEND": "Agg"}
+    env["COURSE_QUICK"] = "1" if quick else "0"
+    # The kernel runs in a temporary folder: make sure it imports this copy of utils.
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(labformat.ROOT),
+                                                      os.environ.get("PYTHONPATH")]))
+    return env
+
+
+def _collect(lab, nb, execution, report: Report) -> None:
+    """Fill ``report.exercises`` from the payloads of the injected cells."""
+    payloads, failures = {}, {}
+    for index, cell in enumerate(nb.cells):
+        exercise = cell.metadata.get("grader")
+        if not exercise:
+            continue
+        for output in cell.get("outputs", []):
+            data = output.get("data", {}) if output.get("output_type") == "display_data" else {}
+            if gradekernel.MIME in data and data[gradekernel.MIME].get("exercise") == exercise:
+                payloads[exercise] = data[gradekernel.MIME]
+            elif output.get("output_type") == "error":
+                failures[exercise] = f"{output.get('ename')}: {output.get('evalue')}"
+        if exercise not in payloads and exercise not in failures and index > execution.last_cell:
+            failures[exercise] = "not run: " + "; ".join(execution.problems or ["no result"])
+    for exercise in lab.exercises.values():
+        payload = payloads.get(exercise.id, {})
+        ran = {(t["visibility"], t["name"]): t for t in payload.get("tests", [])}
+        why = failures.get(exercise.id) or "; ".join(payload.get("problems", [])) or "not run"
+        tests = [ran.get(key) or {"name": key[1], "visibility": key[0], "status": "error",
+                                  "message": f"the test did not run ({why})"}
+                 for key in expected_tests(exercise)]
+        report.warnings += [f"{exercise.id}: {note} (undone before testing)"
+                            for note in payload.get("tampering", [])]
+        report.exercises.append({"id": exercise.id, "title": exercise.title,
+                                 "points": score(exercise.points, tests),
+                                 "max_points": exercise.points, "tests": tests})
+    report.total = round(sum(entry["points"] for entry in report.exercises), 2)
+
+
+def grade(path: str | Path, lab_id: str | None = None,
+          solutions_dir: str | Path = labformat.SOLUTIONS_DIR, timeout: float = TIMEOUT_S,
+          memory_gb: float = MEMORY_GB, quick: bool = True,
+          test_timeout: float = TEST_TIMEOUT_S, cell_timeout: float = CELL_TIMEOUT_S) -> Report:
+    """Grade one submission.
+
+    Raises:
+        SubmissionError: unreadable, not a notebook, or an unknown lab.
+    """
+    started, path = time.monotonic(), Path(path)
+    submission = load_submission(path)
+    claimed = submission.metadata.get("course", {}).get("lab")
+    if not (lab_id or claimed):
+        raise SubmissionError(f"{path.name}: unknown lab: the notebook's metadata has no lab id "
+                              "(was it generated by utils.build?); use --lab LAB to grade it",
+                              EXIT_UNKNOWN_LAB)
+    try:
+        lab = labformat.find(lab_id or claimed, solutions_dir)
+    except LookupError as error:
+        raise SubmissionError(f"{path.name}: {error}", EXIT_UNKNOWN_LAB) from None
+    report = Report(str(path), lab.id, lab.version, submission.metadata.get("course", {}).get(
+        "version"), max_total=lab.max_points)
+    if claimed and claimed != lab.id:
+        report.errors.append(f"this notebook is lab {claimed!r}, not {lab.id!r}; not graded")
+        report.exercises = [{"id": ex.id, "title": ex.title, "points": 0.0,
+                             "max_points": ex.points, "tests": []} for ex in lab.exercises.values()]
+        return report
+    if report.submitted_version and report.submitted_version != lab.version:
+        report.warnings.append(f"built from an older version of the lab "
+                               f"({report.submitted_version}); graded with the current tests "
+                               f"({lab.version})")
+    report.review = review(submission)
+    memory = int(memory_gb * 2**30) if memory_gb > 0 else None
+    nb = grading_notebook(lab, submission, memory, min(test_timeout, timeout))
+    with tempfile.TemporaryDirectory(prefix="grade-") as workdir:
+        execution = gradeexec.execute(nb, workdir, _kernel_env(quick), timeout,
+                                      cell_timeout=min(cell_timeout, timeout))
+    report.errors += execution.problems
+    _collect(lab, nb, execution, report)
+    report.seconds = round(time.monotonic() - started, 1)
+    return report
+
+
+def _notebooks(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m utils.grade",
+                                     description="Grade a lab notebook or a folder of them.")
+    parser.add_argument("submission", type=Path, help="a .ipynb file or a folder of them")
+    parser.add_argument("--lab", help="grade as this lab (default: from each notebook's metadata)")
+    parser.add_argument("--out", type=Path, default=Path("grades"), help="folder for the reports")
+    parser.add_argument("--solutions", type=Path, default=labformat.SOLUTIONS_DIR,
+                        help="folder of solution notebooks holding the master tests")
+    parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help="seconds per notebook")
+    parser.add_argument("--cell-timeout", type=float, default=CELL_TIMEOUT_S,
+                        help="seconds per cell before it is interrupted")
+    parser.add_argument("--memory-gb", type=float, default=MEMORY_GB, help="0 for no cap")
+    parser.add_argument("--full", action="store_true", help="full mode instead of quick mode")
+    parser.add_argument("--quiet", action="store_true", help="print one line per submission")
+    args = parser.parse_args(argv)
+    options = dict(lab_id=args.lab, solutions_dir=args.solutions, timeout=args.timeout,
+                   memory_gb=args.memory_gb, quick=not args.full,
+                   cell_timeout=args.cell_timeout)
+    if args.submission.is_dir():
+        reports = []
+        for path in _notebooks(args.submission):
+            try:
+                report = grade(path, **options)
+            except SubmissionError as error:
+                report = Report(str(path), errors=[str(error)])
+            except Exception as error:  # one bad submission never stops the batch
+                report = Report(str(path), errors=[f"grader error: {type(error).__name__}: {error}"])
+            reports.append(report)
+            write_text(args.out / f"{path.stem}.json", report.to_json())
+            print(f"{path}: {report.total:g} / {report.max_total:g}"
+                  + (f"  ({'; '.join(report.errors)})" if report.errors else ""))
+        csv_path, json_path = write_summary(reports, args.out)
+        print(f"graded {len(reports)} notebook(s); wrote {csv_path} and {json_path}")
+        return EXIT_GRADED
+    try:
+        report = grade(args.submission, **options)
+    except SubmissionError as error:
+        print(f"cannot grade: {error}", file=sys.stderr)
+        return error.code
+    write_text(args.out / f"{args.submission.stem}.json", report.to_json())
+    print(f"{report.file}: {report.total:g} / {report.max_total:g}" if args.quiet
+          else table(report))
+    return EXIT_GRADED
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""The autograder's reports: one per submission (table and JSON) and a batch summary (CSV, JSON).
+
+A report's JSON has: ``file``, ``lab``, ``version`` (of the tests used), ``submitted_version``
+(of the lab the student started from), ``exercises`` (each with ``id``, ``title``,
+``points``, ``max_points`` and ``tests``: ``name``, ``visibility``, ``status``,
+``message``), ``total``, ``max_total``, ``errors`` (why points could not be earned: the
+kernel died, a time limit, a wrong lab), ``warnings`` (an older lab version, tampering that
+was undone) and ``review`` (lines of code an instructor may want to read), and ``seconds``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+@dataclass
+class Report:
+    """The grade of one submission."""
+
+    file: str
+    lab: str | None = None
+    version: str | None = None
+    submitted_version: str | None = None
+    exercises: list[dict] = field(default_factory=list)
+    total: float = 0.0
+    max_total: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    review: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    def points_of(self, exercise: str) -> float | None:
+        for entry in self.exercises:
+            if entry["id"] == exercise:
+                return entry["points"]
+        return None
+
+
+def score(exercise_points: float, tests: list[dict]) -> float:
+    """Points earned: the exercise's points shared equally among its tests."""
+    if not tests:
+        return 0.0
+    passed = sum(test["status"] == "pass" for test in tests)
+    return round(exercise_points * passed / len(tests), 2)
+
+
+def table(report: Report) -> str:
+    """A plain-text table of a report, one line per exercise and per test."""
+    lines = [f"{report.file}: lab {report.lab or '?'} (tests version {report.version or '?'})"]
+    for entry in report.exercises:
+        lines.append(f"  {entry['id']:<6} {entry['title'][:44]:<44} "
+                     f"{entry['points']:6.2f} / {entry['max_points']:g}")
+        for test in entry["tests"]:
+            status = {"pass": "PASS", "not attempted": "NOT ATTEMPTED"}.get(test["status"], "FAIL")
+            message = f": {test['message']}" if test["message"] else ""
+            lines.append(f"      {status:<13} {test['visibility']:<6} {test['name']}{message}")
+    lines.append(f"  {'total':<51} {report.total:6.2f} / {report.max_total:g}")
+    lines += [f"  error: {text}" for text in report.errors]
+    lines += [f"  warning: {text}" for text in report.warnings]
+    lines += [f"  review: {text}" for text in report.review]
+    return "\n".join(lines)
+
+
+def write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (a reader never sees half a report)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_summary(reports: list[Report], out_dir: Path) -> tuple[Path, Path]:
+    """Write ``summary.csv`` (one row per submission) and ``summary.json`` in ``out_dir``."""
+    exercises: list[str] = []
+    for report in reports:
+        for entry in report.exercises:
+            if entry["id"] not in exercises:
+                exercises.append(entry["id"])
+    header = ["file", "lab", "total", "max_total", *exercises, "errors", "warnings", "review"]
+    rows = []
+    for report in reports:
+        row = [report.file, report.lab or "", f"{report.total:g}", f"{report.max_total:g}"]
+        row += ["" if report.points_of(ex) is None else f"{report.points_of(ex):g}"
+                for ex in exercises]
+        row += ["; ".join(report.errors), "; ".join(report.warnings), "; ".join(report.review)]
+        rows.append(row)
+    csv_path, json_path = out_dir / "summary.csv", out_dir / "summary.json"
+    import io
+
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(header)
+    writer.writerows(rows)
+    write_text(csv_path, buffer.getvalue())
+    write_text(json_path, json.dumps([asdict(report) for report in reports], indent=2))
+    return csv_path, json_path

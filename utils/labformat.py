@@ -1,0 +1,195 @@
+"""The format of a lab's source notebook, ``solutions/<lab>.ipynb``, and how to read it.
+
+A lab is authored once, as a solution notebook. Four conventions mark it up:
+
+- Notebook metadata ``{"course": {"lab": "<lab id>", "title": "..."}}``; the lab id is the
+  file's stem (``lab0_perceptron``).
+- **Solution regions**, inside code cells::
+
+      ### BEGIN SOLUTION
+      ### HINT: one line that helps a student start (optional, any number)
+      ...the instructor's code...
+      ### END SOLUTION
+
+  The student version replaces each region by a ``raise NotImplementedError(...)`` carrying
+  the hints, indented like the region.
+- **Public tests**: a code cell whose first line is ``### TESTS ex1 (2 points): Title``. It
+  defines tests with the ``@test("ex1")`` decorator (:mod:`utils.selfcheck`) and usually ends
+  with ``check("ex1")``. Students see these cells. Each exercise has exactly one, and its
+  header gives the exercise's points.
+- **Hidden tests**: code cells whose first line is ``### HIDDEN TESTS ex1``. They are removed
+  from the student version and run only by the grader.
+
+An exercise's points are shared equally among all of its tests, public and hidden.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BEGIN, END, HINT = "### BEGIN SOLUTION", "### END SOLUTION", "### HINT:"
+TESTS_HEADER = re.compile(
+    r"^###\s+(?P<hidden>HIDDEN\s+)?TESTS\s+(?P<exercise>[A-Za-z]\w*)"
+    r"(?:\s*\((?P<points>\d+(?:\.\d+)?)\s+points?\))?(?:\s*:\s*(?P<title>.*))?\s*$"
+)
+ROOT = Path(__file__).resolve().parent.parent
+SOLUTIONS_DIR = ROOT / "solutions"  # where labs are authored
+LABS_DIR = ROOT / "labs"  # where the student versions are generated
+HASH_LENGTH = 12  # hex digits of SHA-256 kept in the version stamps
+
+
+class LabFormatError(ValueError):
+    """A solution notebook does not follow the lab conventions; the message says where."""
+
+
+@dataclass
+class Exercise:
+    """One graded exercise: its id, title, points and test-cell sources (public, hidden)."""
+
+    id: str
+    points: float
+    title: str = ""
+    public: list[str] = field(default_factory=list)
+    hidden: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Lab:
+    """A parsed solution notebook."""
+
+    id: str
+    title: str
+    version: str  # hash of the source notebook's cells
+    exercises: dict[str, Exercise]
+    notebook: object  # the nbformat NotebookNode
+    path: Path | None = None
+
+    @property
+    def max_points(self) -> float:
+        return sum(ex.points for ex in self.exercises.values())
+
+
+def test_header(source: str):
+    """The ``TESTS_HEADER`` match of a cell's first line, or ``None`` for other cells."""
+    first = source.lstrip("\n").split("\n", 1)[0].strip()
+    return TESTS_HEADER.match(first) if first.startswith("###") else None
+
+
+def cells_hash(nb) -> str:
+    """Hash of the cell types and sources (outputs and metadata do not count)."""
+    payload = [(cell.cell_type, cell.source) for cell in nb.cells]
+    return hashlib.sha256(json.dumps(payload).encode()).hexdigest()[:HASH_LENGTH]
+
+
+def strip_solutions(source: str, where: str = "cell") -> str:
+    """Replace every solution region of ``source`` by a stub raising ``NotImplementedError``.
+
+    Raises:
+        LabFormatError: for an unmatched or nested marker; ``where`` names the cell.
+    """
+    out, hints, indent, inside = [], [], "", False
+    for number, line in enumerate(source.split("\n"), start=1):
+        stripped = line.strip()
+        if stripped.startswith(BEGIN):
+            if inside:
+                raise LabFormatError(f"{where}, line {number}: {BEGIN} inside another region")
+            inside, hints, indent = True, [], line[: len(line) - len(line.lstrip())]
+        elif stripped.startswith(END):
+            if not inside:
+                raise LabFormatError(f"{where}, line {number}: {END} without {BEGIN}")
+            inside = False
+            hint = " ".join(hints)
+            for text in hints:
+                out.append(f"{indent}# Hint: {text}")
+            message = "Exercise not done yet: replace this line with your code."
+            out.append(f"{indent}raise NotImplementedError({message + (' Hint: ' + hint if hint else '')!r})")
+        elif inside:
+            if stripped.startswith(HINT):
+                hints.append(stripped[len(HINT):].strip())
+        else:
+            out.append(line)
+    if inside:
+        raise LabFormatError(f"{where}: {BEGIN} has no matching {END}")
+    return "\n".join(out)
+
+
+def parse(nb, path: Path | None = None) -> Lab:
+    """Read the exercises, points and tests of a solution notebook.
+
+    Raises:
+        LabFormatError: missing lab metadata, a hidden test without a public one, an exercise
+            declared twice or without points, or malformed solution markers.
+    """
+    where = str(path or "notebook")
+    meta = nb.metadata.get("course", {})
+    lab_id = meta.get("lab")
+    if not lab_id:
+        raise LabFormatError(f"{where}: notebook metadata has no course.lab (the lab id)")
+    if path is not None and path.stem != lab_id:
+        raise LabFormatError(f"{where}: course.lab is {lab_id!r} but the file is {path.name}; "
+                             "name the file <lab id>.ipynb")
+    exercises: dict[str, Exercise] = {}
+    hidden: list[tuple[str, str]] = []
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        strip_solutions(cell.source, f"{where}, cell {index}")  # validates the markers
+        header = test_header(cell.source)
+        if header is None:
+            continue
+        exercise = header["exercise"]
+        if header["hidden"]:
+            hidden.append((exercise, cell.source))
+            continue
+        if exercise in exercises:
+            raise LabFormatError(f"{where}, cell {index}: a second public TESTS cell for {exercise}")
+        if header["points"] is None:
+            raise LabFormatError(f"{where}, cell {index}: TESTS {exercise} has no points; "
+                                 f"write '### TESTS {exercise} (2 points): title'")
+        exercises[exercise] = Exercise(exercise, float(header["points"]),
+                                       (header["title"] or "").strip(), [cell.source])
+    for exercise, source in hidden:
+        if exercise not in exercises:
+            raise LabFormatError(f"{where}: HIDDEN TESTS {exercise} has no public TESTS cell")
+        exercises[exercise].hidden.append(source)
+    if not exercises:
+        raise LabFormatError(f"{where}: no '### TESTS exN (P points)' cells, so nothing to grade")
+    return Lab(lab_id, meta.get("title", lab_id), cells_hash(nb), exercises, nb, path)
+
+
+def read(path: str | Path) -> Lab:
+    """Parse the solution notebook at ``path``."""
+    import nbformat
+
+    path = Path(path)
+    return parse(nbformat.read(path, as_version=4), path)
+
+
+def solution_paths(solutions_dir: str | Path = SOLUTIONS_DIR) -> list[Path]:
+    """Every lab source in ``solutions_dir`` (notebooks whose metadata names a lab)."""
+    paths = []
+    for path in sorted(Path(solutions_dir).glob("*.ipynb")):
+        try:
+            meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
+        except (OSError, ValueError):
+            continue
+        if meta.get("course", {}).get("lab"):
+            paths.append(path)
+    return paths
+
+
+def find(lab_id: str, solutions_dir: str | Path = SOLUTIONS_DIR) -> Lab:
+    """The lab whose id is ``lab_id``.
+
+    Raises:
+        LookupError: no such lab; the message lists the known ones.
+    """
+    path = Path(solutions_dir) / f"{lab_id}.ipynb"
+    if not re.fullmatch(r"[A-Za-z]\w*", lab_id or "") or not path.is_file():
+        known = ", ".join(p.stem for p in solution_paths(solutions_dir)) or "none"
+        raise LookupError(f"unknown lab {lab_id!r} (labs in {solutions_dir}: {known})")
+    return read(path)

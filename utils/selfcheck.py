@@ -1,0 +1,119 @@
+"""Self-checks for the labs: ``@test("ex1")`` defines a test, ``check("ex1")`` runs them.
+
+In a lab notebook, the test cell after an exercise defines its public tests and ends with
+``check("ex1")``, which prints one line per test and a score line, for example::
+
+    ex1 PASS  step_of_negative_is_zero
+    ex1 FAIL  step_at_zero_is_one: step(0.0): expected 1, found 0
+    ex1 not attempted  predict_shape (the exercise still raises NotImplementedError)
+    ex1 score: 1 of 3 public tests passed (the grader also runs hidden tests)
+
+``check`` never raises, so "Run All" goes on to the next exercise. A test is a function
+without arguments that raises ``AssertionError`` (e.g. through :mod:`utils.checks`) when the
+student's code is wrong. The grader (:mod:`utils.grade`) runs the same tests, and hidden
+ones, through :func:`run_test`, but keeps its own registry.
+"""
+
+from __future__ import annotations
+
+import os
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+
+PASS, FAIL, NOT_ATTEMPTED, ERROR = "pass", "fail", "not attempted", "error"
+_REGISTRY: dict[str, dict[str, Callable[[], None]]] = {}  # exercise -> test name -> test
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The result of one test: ``status`` (pass, fail, not attempted, error) and a message."""
+
+    exercise: str
+    name: str
+    status: str
+    message: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
+
+
+def _student_frame(error: BaseException) -> str:
+    """' (in cell line N of func)' for the innermost frame outside the test, if any."""
+    frames = traceback.extract_tb(error.__traceback__)
+    if len(frames) < 2:
+        return ""
+    frame = frames[-1]
+    return f" (raised in {frame.name}, line {frame.lineno})"
+
+
+def run_test(exercise: str, name: str, function: Callable[[], None]) -> Outcome:
+    """Run one test function and classify what happened; never raises (except on Ctrl-C)."""
+    try:
+        function()
+    except NotImplementedError:
+        return Outcome(exercise, name, NOT_ATTEMPTED,
+                       "the exercise still raises NotImplementedError")
+    except NameError as error:
+        return Outcome(exercise, name, FAIL, f"{error}: run the exercise cell above first "
+                       "(or restore it if it was deleted)")
+    except AssertionError as error:
+        return Outcome(exercise, name, FAIL, str(error) or "an assertion failed")
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # a student's bug may raise anything, SystemExit included
+        return Outcome(exercise, name, ERROR,
+                       f"{type(error).__name__}: {error}{_student_frame(error)}")
+    return Outcome(exercise, name, PASS)
+
+
+def test(exercise: str, name: str | None = None) -> Callable:
+    """Decorator registering a public test of ``exercise`` (re-running a cell replaces it).
+
+    Example:
+        >>> @test("ex1")
+        ... def step_at_zero_is_one():
+        ...     checks.assert_equal(step(0.0), 1, "step(0.0)")
+    """
+    if not isinstance(exercise, str) or not exercise:
+        raise TypeError(f"test(exercise) needs an exercise id such as 'ex1', got {exercise!r}")
+
+    def register(function: Callable[[], None]) -> Callable[[], None]:
+        _REGISTRY.setdefault(exercise, {})[name or function.__name__] = function
+        return function
+
+    return register
+
+
+def format_outcome(outcome: Outcome) -> str:
+    """One printable line for an outcome."""
+    label = {PASS: "PASS ", FAIL: "FAIL ", ERROR: "FAIL ", NOT_ATTEMPTED: "not attempted"}
+    line = f"{outcome.exercise} {label[outcome.status]} {outcome.name}"
+    return line + (f": {outcome.message}" if outcome.message else "")
+
+
+def check(exercise: str) -> list[Outcome]:
+    """Run the public tests of ``exercise``, print one line per test and a score line.
+
+    Never raises for a wrong answer, so the rest of the notebook still runs. Under the
+    grader (``COURSE_GRADING=1``) it does nothing: the grader runs its own copy of the tests.
+
+    Returns:
+        The outcomes, in the order the tests were defined.
+    """
+    if os.environ.get("COURSE_GRADING") == "1":
+        return []
+    tests = _REGISTRY.get(exercise, {})
+    if not tests:
+        known = ", ".join(sorted(_REGISTRY)) or "none yet"
+        print(f"{exercise}: no tests are defined for this exercise (defined: {known}). "
+              "Run the exercise's test cell, or check the spelling.")
+        return []
+    outcomes = [run_test(exercise, name, function) for name, function in tests.items()]
+    for outcome in outcomes:
+        print(format_outcome(outcome))
+    passed = sum(outcome.passed for outcome in outcomes)
+    print(f"{exercise} score: {passed} of {len(outcomes)} public tests passed"
+          " (the grader also runs hidden tests)")
+    return outcomes
