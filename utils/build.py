@@ -42,8 +42,26 @@ def student_version(lab: labformat.Lab):
         cell.metadata = {k: v for k, v in cell.metadata.items() if k in ("tags", "editable")}
         cells.append(cell)
     nb.cells = cells
-    nb.metadata["course"] = {"lab": lab.id, "title": lab.title, "version": lab.version,
-                             "build": labformat.cells_hash(nb)}
+    nb.metadata["course"] = {
+        "lab": lab.id,
+        "title": lab.title,
+        "version": lab.version,
+        "build": labformat.cells_hash(nb),
+    }
+    return nb
+
+
+def completed_version(lab: labformat.Lab):
+    """The student notebook as a student who solved everything would hand it in.
+
+    It is the generated notebook with each cell's source taken back from the solution (test
+    cells included), so its metadata is the student version's. Used by the tests and the
+    grading benchmark to make realistic submissions.
+    """
+    nb = student_version(lab)
+    solved = {cell.get("id"): cell.source for cell in lab.notebook.cells}
+    for cell in nb.cells:
+        cell.source = solved[cell.get("id")]
     return nb
 
 
@@ -59,8 +77,11 @@ def _text(nb) -> list[str]:
 
 def diff(old, new, name: str) -> str:
     """Unified diff between the cells of two notebooks (empty when they agree)."""
-    return "".join(difflib.unified_diff(_text(old), _text(new), f"{name} (on disk)",
-                                        f"{name} (from solutions/)"))
+    return "".join(
+        difflib.unified_diff(
+            _text(old), _text(new), f"{name} (on disk)", f"{name} (from solutions/)"
+        )
+    )
 
 
 def edited_by_hand(nb) -> bool:
@@ -92,14 +113,16 @@ def _read(path: Path):
         return None
 
 
-def build(solution: Path, labs_dir: Path, check: bool = False, force: bool = False,
-          out=sys.stdout) -> int:
+def build(
+    solution: Path, labs_dir: Path, check: bool = False, force: bool = False, out=None
+) -> int:
     """Build (or with ``check``, compare) the student version of one solution notebook.
 
     Returns:
         ``EXIT_OK``; ``EXIT_OUT_OF_DATE`` when ``check`` finds a difference; ``EXIT_REFUSED``
         when the target was edited by hand and ``force`` is not set.
     """
+    out = out or sys.stdout
     new = student_version(labformat.read(solution))
     target = labs_dir / solution.name
     old = _read(target) if target.exists() else None
@@ -119,9 +142,11 @@ def build(solution: Path, labs_dir: Path, check: bool = False, force: bool = Fal
         print(f"unchanged: {target}", file=out)
         return EXIT_OK
     if target.exists() and (old is None or edited_by_hand(old)) and not force:
-        print(f"REFUSED: {target} was edited since it was generated, so it was not overwritten. "
-              "Move it away to keep it, or run `python -m utils.build --force` to replace it.",
-              file=out)
+        print(
+            f"REFUSED: {target} was edited since it was generated, so it was not overwritten. "
+            "Move it away to keep it, or run `python -m utils.build --force` to replace it.",
+            file=out,
+        )
         return EXIT_REFUSED
     _write_atomic(new, target)
     print(f"wrote {target} (version {new.metadata['course']['version']})", file=out)
@@ -131,7 +156,9 @@ def build(solution: Path, labs_dir: Path, check: bool = False, force: bool = Fal
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m utils.build", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m utils.build", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("labs", nargs="*", help="lab ids (default: every lab in solutions/)")
     parser.add_argument("--check", action="store_true", help="compare only; exit 1 if out of date")
     parser.add_argument("--force", action="store_true", help="overwrite hand-edited lab notebooks")
@@ -142,8 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         paths = [args.solutions / f"{lab}.ipynb" for lab in args.labs]
         missing = [p for p in paths if not p.is_file()]
         if missing:
-            print(f"no such lab: {', '.join(p.stem for p in missing)} (looked in {args.solutions})",
-                  file=sys.stderr)
+            print(
+                f"no such lab: {', '.join(p.stem for p in missing)} (looked in {args.solutions})",
+                file=sys.stderr,
+            )
             return EXIT_REFUSED
     else:
         paths = labformat.solution_paths(args.solutions)

@@ -47,7 +47,7 @@ SUSPICIOUS = {
     r"\bsys\.modules\b|\bbuiltins\b|__builtins__": "changes modules or builtins",
     r"__code__|\bsettrace\b|\bsetprofile\b|\bctypes\b": "uses interpreter hooks",
     r"input_transformers|ast_transformers|events\.register": "hooks IPython",
-    r"^\s*(checks|np|numpy|selfcheck|utils)\.\w+\s*=": "assigns into a library module",
+    r"^\s*(checks|np|numpy|selfcheck|utils)(\.\w+)+\s*=": "assigns into a library module",
     r"^\s*def\s+(check|test)\b|^\s*(check|test)\s*=": "redefines check or test",
 }
 
@@ -71,16 +71,17 @@ def load_submission(path: Path):
     try:
         raw = json.loads(text)
     except ValueError as error:
-        raise SubmissionError(f"{path.name} is not a notebook: invalid JSON ({error})",
-                              EXIT_UNREADABLE) from None
+        raise SubmissionError(
+            f"{path.name} is not a notebook: invalid JSON ({error})", EXIT_UNREADABLE
+        ) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list):
-        raise SubmissionError(f"{path.name} is not a notebook: no list of cells",
-                              EXIT_UNREADABLE)
+        raise SubmissionError(f"{path.name} is not a notebook: no list of cells", EXIT_UNREADABLE)
     try:
         return nbformat.reads(text, as_version=4)
     except Exception as error:
-        raise SubmissionError(f"{path.name} is not a valid notebook: {error}",
-                              EXIT_UNREADABLE) from None
+        raise SubmissionError(
+            f"{path.name} is not a valid notebook: {error}", EXIT_UNREADABLE
+        ) from None
 
 
 def expected_tests(exercise: labformat.Exercise) -> list[tuple[str, str]]:
@@ -92,8 +93,13 @@ def expected_tests(exercise: labformat.Exercise) -> list[tuple[str, str]]:
                 if not isinstance(node, ast.FunctionDef):
                     continue
                 for decorator in node.decorator_list:
-                    if (isinstance(decorator, ast.Call) and getattr(decorator.func, "id", "") == "test"):
-                        named = [a.value for a in decorator.args[1:2] if isinstance(a, ast.Constant)]
+                    if (
+                        isinstance(decorator, ast.Call)
+                        and getattr(decorator.func, "id", "") == "test"
+                    ):
+                        named = [
+                            a.value for a in decorator.args[1:2] if isinstance(a, ast.Constant)
+                        ]
                         found.append((visibility, named[0] if named else node.name))
     return found
 
@@ -102,27 +108,48 @@ def _grader_cell(exercise: labformat.Exercise, test_timeout: float):
     import nbformat
 
     sources = [("public", s) for s in exercise.public] + [("hidden", s) for s in exercise.hidden]
-    source = (f"import utils.gradekernel as _grader\n"
-              f"_grader.run_exercise({exercise.id!r}, {sources!r}, test_timeout={test_timeout!r})")
-    return nbformat.v4.new_code_cell(source, metadata={"grader": exercise.id})
+    source = (
+        f"import utils.gradekernel as _grader\n"
+        f"_grader.run_exercise({exercise.id!r}, {sources!r}, test_timeout={test_timeout!r})"
+    )
+    # The cell may take a test time limit per test, plus a margin for defining the tests.
+    timeout = int(len(expected_tests(exercise)) * test_timeout + 30)
+    return nbformat.v4.new_code_cell(
+        source,
+        metadata={
+            "grader": exercise.id,
+            "timeout": timeout,
+            "label": f"the tests of {exercise.id}",
+        },
+    )
 
 
-def grading_notebook(lab: labformat.Lab, submission, memory_bytes: int | None,
-                     test_timeout: float = TEST_TIMEOUT_S):
+def grading_notebook(
+    lab: labformat.Lab, submission, memory_bytes: int | None, test_timeout: float = TEST_TIMEOUT_S
+):
     """The notebook the grader runs: prelude, student code, master tests in place."""
     import nbformat
 
-    nb = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "python3",
-                                                           "display_name": "Python 3"}})
-    nb.cells.append(nbformat.v4.new_code_cell(
-        f"import utils.gradekernel as _grader\n_grader.begin({memory_bytes!r})"))
+    nb = nbformat.v4.new_notebook(
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}}
+    )
+    nb.cells.append(
+        nbformat.v4.new_code_cell(
+            f"import utils.gradekernel as _grader\n_grader.begin({memory_bytes!r})",
+            metadata={"label": "the grader's setup"},
+        )
+    )
     placed = set()
-    for cell in submission.cells:
+    for index, cell in enumerate(submission.cells):
         if cell.get("cell_type") != "code" or not isinstance(cell.get("source"), str):
             continue
         header = labformat.test_header(cell.source)
         if header is None:
-            nb.cells.append(nbformat.v4.new_code_cell(cell.source))
+            nb.cells.append(
+                nbformat.v4.new_code_cell(
+                    cell.source, metadata={"label": f"cell {index} of the submission"}
+                )
+            )
         elif header["exercise"] in lab.exercises and header["exercise"] not in placed:
             placed.add(header["exercise"])
             nb.cells.append(_grader_cell(lab.exercises[header["exercise"]], test_timeout))
@@ -150,8 +177,9 @@ def _kernel_env(quick: bool) -> dict[str, str]:
     env = {**os.environ, **TEST_ENV, "COURSE_GRADING": "1", "MPLBACKEND": "Agg"}
     env["COURSE_QUICK"] = "1" if quick else "0"
     # The kernel runs in a temporary folder: make sure it imports this copy of utils.
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(labformat.ROOT),
-                                                      os.environ.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(labformat.ROOT), os.environ.get("PYTHONPATH")])
+    )
     return env
 
 
@@ -174,21 +202,42 @@ def _collect(lab, nb, execution, report: Report) -> None:
         payload = payloads.get(exercise.id, {})
         ran = {(t["visibility"], t["name"]): t for t in payload.get("tests", [])}
         why = failures.get(exercise.id) or "; ".join(payload.get("problems", [])) or "not run"
-        tests = [ran.get(key) or {"name": key[1], "visibility": key[0], "status": "error",
-                                  "message": f"the test did not run ({why})"}
-                 for key in expected_tests(exercise)]
-        report.warnings += [f"{exercise.id}: {note} (undone before testing)"
-                            for note in payload.get("tampering", [])]
-        report.exercises.append({"id": exercise.id, "title": exercise.title,
-                                 "points": score(exercise.points, tests),
-                                 "max_points": exercise.points, "tests": tests})
+        tests = [
+            ran.get(key)
+            or {
+                "name": key[1],
+                "visibility": key[0],
+                "status": "error",
+                "message": f"the test did not run ({why})",
+            }
+            for key in expected_tests(exercise)
+        ]
+        report.warnings += [
+            f"{exercise.id}: {note} (undone before testing)"
+            for note in payload.get("tampering", [])
+        ]
+        report.exercises.append(
+            {
+                "id": exercise.id,
+                "title": exercise.title,
+                "points": score(exercise.points, tests),
+                "max_points": exercise.points,
+                "tests": tests,
+            }
+        )
     report.total = round(sum(entry["points"] for entry in report.exercises), 2)
 
 
-def grade(path: str | Path, lab_id: str | None = None,
-          solutions_dir: str | Path = labformat.SOLUTIONS_DIR, timeout: float = TIMEOUT_S,
-          memory_gb: float = MEMORY_GB, quick: bool = True,
-          test_timeout: float = TEST_TIMEOUT_S, cell_timeout: float = CELL_TIMEOUT_S) -> Report:
+def grade(
+    path: str | Path,
+    lab_id: str | None = None,
+    solutions_dir: str | Path = labformat.SOLUTIONS_DIR,
+    timeout: float = TIMEOUT_S,
+    memory_gb: float = MEMORY_GB,
+    quick: bool = True,
+    test_timeout: float = TEST_TIMEOUT_S,
+    cell_timeout: float = CELL_TIMEOUT_S,
+) -> Report:
     """Grade one submission.
 
     Raises:
@@ -198,30 +247,42 @@ def grade(path: str | Path, lab_id: str | None = None,
     submission = load_submission(path)
     claimed = submission.metadata.get("course", {}).get("lab")
     if not (lab_id or claimed):
-        raise SubmissionError(f"{path.name}: unknown lab: the notebook's metadata has no lab id "
-                              "(was it generated by utils.build?); use --lab LAB to grade it",
-                              EXIT_UNKNOWN_LAB)
+        raise SubmissionError(
+            f"{path.name}: unknown lab: the notebook's metadata has no lab id "
+            "(was it generated by utils.build?); use --lab LAB to grade it",
+            EXIT_UNKNOWN_LAB,
+        )
     try:
         lab = labformat.find(lab_id or claimed, solutions_dir)
     except LookupError as error:
         raise SubmissionError(f"{path.name}: {error}", EXIT_UNKNOWN_LAB) from None
-    report = Report(str(path), lab.id, lab.version, submission.metadata.get("course", {}).get(
-        "version"), max_total=lab.max_points)
+    report = Report(
+        str(path),
+        lab.id,
+        lab.version,
+        submission.metadata.get("course", {}).get("version"),
+        max_total=lab.max_points,
+    )
     if claimed and claimed != lab.id:
         report.errors.append(f"this notebook is lab {claimed!r}, not {lab.id!r}; not graded")
-        report.exercises = [{"id": ex.id, "title": ex.title, "points": 0.0,
-                             "max_points": ex.points, "tests": []} for ex in lab.exercises.values()]
+        report.exercises = [
+            {"id": ex.id, "title": ex.title, "points": 0.0, "max_points": ex.points, "tests": []}
+            for ex in lab.exercises.values()
+        ]
         return report
     if report.submitted_version and report.submitted_version != lab.version:
-        report.warnings.append(f"built from an older version of the lab "
-                               f"({report.submitted_version}); graded with the current tests "
-                               f"({lab.version})")
+        report.warnings.append(
+            f"built from an older version of the lab "
+            f"({report.submitted_version}); graded with the current tests "
+            f"({lab.version})"
+        )
     report.review = review(submission)
     memory = int(memory_gb * 2**30) if memory_gb > 0 else None
     nb = grading_notebook(lab, submission, memory, min(test_timeout, timeout))
     with tempfile.TemporaryDirectory(prefix="grade-") as workdir:
-        execution = gradeexec.execute(nb, workdir, _kernel_env(quick), timeout,
-                                      cell_timeout=min(cell_timeout, timeout))
+        execution = gradeexec.execute(
+            nb, workdir, _kernel_env(quick), timeout, cell_timeout=min(cell_timeout, timeout)
+        )
     report.errors += execution.problems
     _collect(lab, nb, execution, report)
     report.seconds = round(time.monotonic() - started, 1)
@@ -235,23 +296,41 @@ def _notebooks(folder: Path) -> list[Path]:
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m utils.grade",
-                                     description="Grade a lab notebook or a folder of them.")
+    parser = argparse.ArgumentParser(
+        prog="python -m utils.grade", description="Grade a lab notebook or a folder of them."
+    )
     parser.add_argument("submission", type=Path, help="a .ipynb file or a folder of them")
     parser.add_argument("--lab", help="grade as this lab (default: from each notebook's metadata)")
     parser.add_argument("--out", type=Path, default=Path("grades"), help="folder for the reports")
-    parser.add_argument("--solutions", type=Path, default=labformat.SOLUTIONS_DIR,
-                        help="folder of solution notebooks holding the master tests")
+    parser.add_argument(
+        "--solutions",
+        type=Path,
+        default=labformat.SOLUTIONS_DIR,
+        help="folder of solution notebooks holding the master tests",
+    )
     parser.add_argument("--timeout", type=float, default=TIMEOUT_S, help="seconds per notebook")
-    parser.add_argument("--cell-timeout", type=float, default=CELL_TIMEOUT_S,
-                        help="seconds per cell before it is interrupted")
+    parser.add_argument(
+        "--cell-timeout",
+        type=float,
+        default=CELL_TIMEOUT_S,
+        help="seconds per cell before it is interrupted",
+    )
+    parser.add_argument(
+        "--test-timeout", type=float, default=TEST_TIMEOUT_S, help="seconds per test"
+    )
     parser.add_argument("--memory-gb", type=float, default=MEMORY_GB, help="0 for no cap")
     parser.add_argument("--full", action="store_true", help="full mode instead of quick mode")
     parser.add_argument("--quiet", action="store_true", help="print one line per submission")
     args = parser.parse_args(argv)
-    options = dict(lab_id=args.lab, solutions_dir=args.solutions, timeout=args.timeout,
-                   memory_gb=args.memory_gb, quick=not args.full,
-                   cell_timeout=args.cell_timeout)
+    options = dict(
+        lab_id=args.lab,
+        solutions_dir=args.solutions,
+        timeout=args.timeout,
+        memory_gb=args.memory_gb,
+        quick=not args.full,
+        cell_timeout=args.cell_timeout,
+        test_timeout=args.test_timeout,
+    )
     if args.submission.is_dir():
         reports = []
         for path in _notebooks(args.submission):
@@ -260,11 +339,15 @@ def main(argv: list[str] | None = None) -> int:
             except SubmissionError as error:
                 report = Report(str(path), errors=[str(error)])
             except Exception as error:  # one bad submission never stops the batch
-                report = Report(str(path), errors=[f"grader error: {type(error).__name__}: {error}"])
+                report = Report(
+                    str(path), errors=[f"grader error: {type(error).__name__}: {error}"]
+                )
             reports.append(report)
             write_text(args.out / f"{path.stem}.json", report.to_json())
-            print(f"{path}: {report.total:g} / {report.max_total:g}"
-                  + (f"  ({'; '.join(report.errors)})" if report.errors else ""))
+            print(
+                f"{path}: {report.total:g} / {report.max_total:g}"
+                + (f"  ({'; '.join(report.errors)})" if report.errors else "")
+            )
         csv_path, json_path = write_summary(reports, args.out)
         print(f"graded {len(reports)} notebook(s); wrote {csv_path} and {json_path}")
         return EXIT_GRADED
@@ -274,8 +357,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot grade: {error}", file=sys.stderr)
         return error.code
     write_text(args.out / f"{args.submission.stem}.json", report.to_json())
-    print(f"{report.file}: {report.total:g} / {report.max_total:g}" if args.quiet
-          else table(report))
+    print(
+        f"{report.file}: {report.total:g} / {report.max_total:g}" if args.quiet else table(report)
+    )
     return EXIT_GRADED
 
 

@@ -36,6 +36,7 @@ class Execution:
 
     notebook: object
     last_cell: int = -1  # index of the last cell that was started
+    last_label: str = ""  # its description, from cell.metadata.label or "cell N"
     died: bool = False
     timed_out: bool = False
     problems: list[str] = field(default_factory=list)
@@ -57,8 +58,10 @@ class _CappedClient(NotebookClient):
         self._sizes[cell_index] = size
         if size > self._max_output:
             note = nbformat.v4.new_output(
-                "stream", name="stderr",
-                text=f"[grader: output of this cell cut at {self._max_output:,} bytes]\n")
+                "stream",
+                name="stderr",
+                text=f"[grader: output of this cell cut at {self._max_output:,} bytes]\n",
+            )
             outs.append(note)
             return note
         return super().output(outs, msg, display_id, cell_index)
@@ -78,8 +81,18 @@ def _kill(client) -> None:
         pass
 
 
-def execute(nb, cwd: str, env: dict[str, str], timeout: float, cell_timeout: float,
-            max_output_bytes: int = MAX_OUTPUT_BYTES) -> Execution:
+def _label(cell, index: int) -> str:
+    return cell.metadata.get("label", f"cell {index}")
+
+
+def execute(
+    nb,
+    cwd: str,
+    env: dict[str, str],
+    timeout: float,
+    cell_timeout: float,
+    max_output_bytes: int = MAX_OUTPUT_BYTES,
+) -> Execution:
     """Execute ``nb`` (modified in place) in a fresh ``python3`` kernel.
 
     Args:
@@ -87,20 +100,30 @@ def execute(nb, cwd: str, env: dict[str, str], timeout: float, cell_timeout: flo
         cwd: the kernel's working directory.
         env: the kernel's complete environment.
         timeout: seconds for the whole notebook.
-        cell_timeout: seconds for one cell before it is interrupted.
+        cell_timeout: seconds for one cell before it is interrupted (a cell's
+            ``metadata.timeout`` overrides it).
         max_output_bytes: output kept per cell.
     """
     result = Execution(nb)
     client = _CappedClient(
-        nb, max_output_bytes, timeout=int(max(1, cell_timeout)), allow_errors=True,
-        interrupt_on_timeout=True, kernel_name="python3", record_timing=False,
-        startup_timeout=KERNEL_STARTUP_S, resources={"metadata": {"path": cwd}},
-        error_on_timeout={"ename": "CellTimeout",
-                          "evalue": f"the cell ran past {cell_timeout:g} s and was interrupted",
-                          "traceback": []})
+        nb,
+        max_output_bytes,
+        timeout=int(max(1, cell_timeout)),
+        allow_errors=True,
+        interrupt_on_timeout=True,
+        kernel_name="python3",
+        record_timing=False,
+        startup_timeout=KERNEL_STARTUP_S,
+        resources={"metadata": {"path": cwd}},
+        timeout_func=lambda cell: cell.metadata.get("timeout", int(max(1, cell_timeout))),
+        error_on_timeout={
+            "ename": "CellTimeout",
+            "evalue": f"the cell ran past {cell_timeout:g} s and was interrupted",
+            "traceback": [],
+        },
+    )
     deadline = time.monotonic() + timeout
-    watchdog = threading.Timer(timeout, lambda: (setattr(result, "timed_out", True),
-                                                 _kill(client)))
+    watchdog = threading.Timer(timeout, lambda: (setattr(result, "timed_out", True), _kill(client)))
     try:
         with client.setup_kernel(env=env, cwd=cwd, stderr=subprocess.DEVNULL):
             watchdog.start()
@@ -110,12 +133,19 @@ def execute(nb, cwd: str, env: dict[str, str], timeout: float, cell_timeout: flo
                 if time.monotonic() >= deadline:
                     result.timed_out = True
                     break
-                result.last_cell = index
+                result.last_cell, result.last_label = index, _label(cell, index)
+                started = time.monotonic()
                 try:
                     client.execute_cell(cell, index)
                 except (DeadKernelError, CellTimeoutError):
                     result.died = not result.timed_out
                     break
+                limit = cell.metadata.get("timeout", cell_timeout)
+                if time.monotonic() - started >= limit and not result.timed_out:
+                    result.problems.append(
+                        f"{result.last_label} ran past the {limit:g} s limit "
+                        "per cell and was interrupted"
+                    )
                 if result.timed_out:
                     break
     except DeadKernelError:
@@ -125,9 +155,12 @@ def execute(nb, cwd: str, env: dict[str, str], timeout: float, cell_timeout: flo
     finally:
         watchdog.cancel()
     if result.timed_out:
-        result.problems.append(f"the notebook ran past the {timeout:g} s limit in cell "
-                               f"{result.last_cell} and was stopped")
+        result.problems.append(
+            f"the notebook ran past the {timeout:g} s limit in {result.last_label} and was stopped"
+        )
     elif result.died:
-        result.problems.append(f"the kernel died while running cell {result.last_cell} "
-                               "(os._exit, a crash, or the memory limit)")
+        result.problems.append(
+            f"the kernel died while running {result.last_label} "
+            "(os._exit, a crash, or the memory limit)"
+        )
     return result

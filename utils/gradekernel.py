@@ -24,17 +24,26 @@ import sys
 import types
 
 MIME = "application/vnd.dlvision.grade+json"
-GUARDED = ("builtins", "math", "numpy", "numpy.testing", "utils", "utils.checks",
-           "utils.selfcheck", "utils.gradekernel", "IPython.display",
-           "IPython.core.display_functions")
+GUARDED = (
+    "builtins",
+    "math",
+    "numpy",
+    "numpy.testing",
+    "utils",
+    "utils.checks",
+    "utils.selfcheck",
+    "utils.gradekernel",
+    "IPython.display",
+    "IPython.core.display_functions",
+)
 # Names the kernel itself rebinds for every request (ipykernel's stdin support).
 _KERNEL_MANAGED = {("builtins", "input"), ("builtins", "raw_input"), ("getpass", "getpass")}
 _IPYTHON_LISTS = ("input_transformers_post", "input_transformers_cleanup", "ast_transformers")
 _SNAPSHOT: dict = {}
 
 
-class TestTimeout(BaseException):
-    """Raised in a test that runs past its time limit (a BaseException, hard to swallow)."""
+class TestTimeout(KeyboardInterrupt):
+    """Raised in a test that runs past its time limit (``except Exception`` does not catch it)."""
 
 
 def _ipython():
@@ -61,16 +70,20 @@ def begin(memory_bytes: int | None = None) -> None:
     for name in GUARDED:
         module = importlib.import_module(name)
         attributes = dict(vars(module))
-        code = {key: (value.__code__, value.__defaults__, value.__kwdefaults__)
-                for key, value in attributes.items() if isinstance(value, types.FunctionType)}
+        code = {
+            key: (value.__code__, value.__defaults__, value.__kwdefaults__)
+            for key, value in attributes.items()
+            if isinstance(value, types.FunctionType)
+        }
         modules[name] = (module, attributes, code)
     _SNAPSHOT["modules"] = modules
     _SNAPSHOT["streams"] = (sys.stdout, sys.stderr, sys.displayhook)
     shell = _ipython()
     if shell is not None:
         _SNAPSHOT["ipython"] = {name: list(getattr(shell, name, [])) for name in _IPYTHON_LISTS}
-        _SNAPSHOT["events"] = {event: list(callbacks)
-                               for event, callbacks in shell.events.callbacks.items()}
+        _SNAPSHOT["events"] = {
+            event: list(callbacks) for event, callbacks in shell.events.callbacks.items()
+        }
 
 
 def restore() -> list[str]:
@@ -89,8 +102,11 @@ def restore() -> list[str]:
                 setattr(module, key, value)
         for key, (function_code, defaults, kwdefaults) in code.items():
             function = attributes[key]
-            if (function.__code__ is not function_code or function.__defaults__ is not defaults
-                    or function.__kwdefaults__ is not kwdefaults):
+            if (
+                function.__code__ is not function_code
+                or function.__defaults__ is not defaults
+                or function.__kwdefaults__ is not kwdefaults
+            ):
                 function.__code__, function.__defaults__ = function_code, defaults
                 function.__kwdefaults__ = kwdefaults
                 notes.append(f"the code of {name}.{key} was changed")
@@ -132,8 +148,12 @@ def _alarm(seconds: float):
     return disarm
 
 
-def run_exercise(exercise: str, sources: list[tuple[str, str]], test_timeout: float = 60.0,
-                 namespace: dict | None = None) -> dict:
+def run_exercise(
+    exercise: str,
+    sources: list[tuple[str, str]],
+    test_timeout: float = 60.0,
+    namespace: dict | None = None,
+) -> dict:
     """Run the master tests of one exercise against the student's globals; publish the result.
 
     Args:
@@ -148,9 +168,9 @@ def run_exercise(exercise: str, sources: list[tuple[str, str]], test_timeout: fl
         message}], "tampering": [...]}``.
     """
     tampering = restore()
-    from utils import checks, selfcheck
-
     import numpy
+
+    from utils import checks, selfcheck
 
     student = vars(sys.modules["__main__"]) if namespace is None else namespace
     registered: list[tuple[str, str, object]] = []
@@ -160,6 +180,7 @@ def run_exercise(exercise: str, sources: list[tuple[str, str]], test_timeout: fl
         def register(function):
             registered.append((visibility[0], name or function.__name__, function))
             return function
+
         return register
 
     tests, problems = [], []
@@ -175,15 +196,18 @@ def run_exercise(exercise: str, sources: list[tuple[str, str]], test_timeout: fl
         try:
             outcome = selfcheck.run_test(exercise, name, function)
         except TestTimeout:
-            outcome = selfcheck.Outcome(exercise, name, selfcheck.ERROR,
-                                        f"stopped after the {test_timeout:g} s limit per test "
-                                        "(an endless loop?)")
+            outcome = selfcheck.Outcome(
+                exercise,
+                name,
+                selfcheck.ERROR,
+                f"stopped after the {test_timeout:g} s limit per test (an endless loop?)",
+            )
         finally:
             disarm()
-        tests.append({"name": name, "visibility": kind, "status": outcome.status,
-                      "message": outcome.message})
-    payload = {"exercise": exercise, "tests": tests, "tampering": tampering,
-               "problems": problems}
+        tests.append(
+            {"name": name, "visibility": kind, "status": outcome.status, "message": outcome.message}
+        )
+    payload = {"exercise": exercise, "tests": tests, "tampering": tampering, "problems": problems}
     from IPython.display import display
 
     display({MIME: payload}, raw=True)

@@ -56,8 +56,10 @@ def table(report: Report) -> str:
     """A plain-text table of a report, one line per exercise and per test."""
     lines = [f"{report.file}: lab {report.lab or '?'} (tests version {report.version or '?'})"]
     for entry in report.exercises:
-        lines.append(f"  {entry['id']:<6} {entry['title'][:44]:<44} "
-                     f"{entry['points']:6.2f} / {entry['max_points']:g}")
+        lines.append(
+            f"  {entry['id']:<6} {entry['title'][:44]:<44} "
+            f"{entry['points']:6.2f} / {entry['max_points']:g}"
+        )
         for test in entry["tests"]:
             status = {"pass": "PASS", "not attempted": "NOT ATTEMPTED"}.get(test["status"], "FAIL")
             message = f": {test['message']}" if test["message"] else ""
@@ -93,8 +95,9 @@ def write_summary(reports: list[Report], out_dir: Path) -> tuple[Path, Path]:
     rows = []
     for report in reports:
         row = [report.file, report.lab or "", f"{report.total:g}", f"{report.max_total:g}"]
-        row += ["" if report.points_of(ex) is None else f"{report.points_of(ex):g}"
-                for ex in exercises]
+        row += [
+            "" if report.points_of(ex) is None else f"{report.points_of(ex):g}" for ex in exercises
+        ]
         row += ["; ".join(report.errors), "; ".join(report.warnings), "; ".join(report.review)]
         rows.append(row)
     csv_path, json_path = out_dir / "summary.csv", out_dir / "summary.json"

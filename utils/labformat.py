@@ -106,10 +106,11 @@ def strip_solutions(source: str, where: str = "cell") -> str:
             for text in hints:
                 out.append(f"{indent}# Hint: {text}")
             message = "Exercise not done yet: replace this line with your code."
-            out.append(f"{indent}raise NotImplementedError({message + (' Hint: ' + hint if hint else '')!r})")
+            message += f" Hint: {hint}" if hint else ""
+            out.append(f"{indent}raise NotImplementedError({message!r})")
         elif inside:
             if stripped.startswith(HINT):
-                hints.append(stripped[len(HINT):].strip())
+                hints.append(stripped[len(HINT) :].strip())
         else:
             out.append(line)
     if inside:
@@ -130,8 +131,10 @@ def parse(nb, path: Path | None = None) -> Lab:
     if not lab_id:
         raise LabFormatError(f"{where}: notebook metadata has no course.lab (the lab id)")
     if path is not None and path.stem != lab_id:
-        raise LabFormatError(f"{where}: course.lab is {lab_id!r} but the file is {path.name}; "
-                             "name the file <lab id>.ipynb")
+        raise LabFormatError(
+            f"{where}: course.lab is {lab_id!r} but the file is {path.name}; "
+            "name the file <lab id>.ipynb"
+        )
     exercises: dict[str, Exercise] = {}
     hidden: list[tuple[str, str]] = []
     for index, cell in enumerate(nb.cells):
@@ -146,12 +149,17 @@ def parse(nb, path: Path | None = None) -> Lab:
             hidden.append((exercise, cell.source))
             continue
         if exercise in exercises:
-            raise LabFormatError(f"{where}, cell {index}: a second public TESTS cell for {exercise}")
+            raise LabFormatError(
+                f"{where}, cell {index}: a second public TESTS cell for {exercise}"
+            )
         if header["points"] is None:
-            raise LabFormatError(f"{where}, cell {index}: TESTS {exercise} has no points; "
-                                 f"write '### TESTS {exercise} (2 points): title'")
-        exercises[exercise] = Exercise(exercise, float(header["points"]),
-                                       (header["title"] or "").strip(), [cell.source])
+            raise LabFormatError(
+                f"{where}, cell {index}: TESTS {exercise} has no points; "
+                f"write '### TESTS {exercise} (2 points): title'"
+            )
+        exercises[exercise] = Exercise(
+            exercise, float(header["points"]), (header["title"] or "").strip(), [cell.source]
+        )
     for exercise, source in hidden:
         if exercise not in exercises:
             raise LabFormatError(f"{where}: HIDDEN TESTS {exercise} has no public TESTS cell")

@@ -53,18 +53,24 @@ def run_test(exercise: str, name: str, function: Callable[[], None]) -> Outcome:
     try:
         function()
     except NotImplementedError:
-        return Outcome(exercise, name, NOT_ATTEMPTED,
-                       "the exercise still raises NotImplementedError")
+        return Outcome(
+            exercise, name, NOT_ATTEMPTED, "the exercise still raises NotImplementedError"
+        )
     except NameError as error:
-        return Outcome(exercise, name, FAIL, f"{error}: run the exercise cell above first "
-                       "(or restore it if it was deleted)")
+        return Outcome(
+            exercise,
+            name,
+            FAIL,
+            f"{error}: run the exercise cell above first (or restore it if it was deleted)",
+        )
     except AssertionError as error:
         return Outcome(exercise, name, FAIL, str(error) or "an assertion failed")
     except KeyboardInterrupt:
         raise
     except BaseException as error:  # a student's bug may raise anything, SystemExit included
-        return Outcome(exercise, name, ERROR,
-                       f"{type(error).__name__}: {error}{_student_frame(error)}")
+        return Outcome(
+            exercise, name, ERROR, f"{type(error).__name__}: {error}{_student_frame(error)}"
+        )
     return Outcome(exercise, name, PASS)
 
 
@@ -107,13 +113,17 @@ def check(exercise: str) -> list[Outcome]:
     tests = _REGISTRY.get(exercise, {})
     if not tests:
         known = ", ".join(sorted(_REGISTRY)) or "none yet"
-        print(f"{exercise}: no tests are defined for this exercise (defined: {known}). "
-              "Run the exercise's test cell, or check the spelling.")
+        print(
+            f"{exercise}: no tests are defined for this exercise (defined: {known}). "
+            "Run the exercise's test cell, or check the spelling."
+        )
         return []
     outcomes = [run_test(exercise, name, function) for name, function in tests.items()]
     for outcome in outcomes:
         print(format_outcome(outcome))
     passed = sum(outcome.passed for outcome in outcomes)
-    print(f"{exercise} score: {passed} of {len(outcomes)} public tests passed"
-          " (the grader also runs hidden tests)")
+    print(
+        f"{exercise} score: {passed} of {len(outcomes)} public tests passed"
+        " (the grader also runs hidden tests)"
+    )
     return outcomes

@@ -1,0 +1,339 @@
+"""The autograder on the fixture lab: good, buggy, broken and cheating submissions.
+
+Every submission below is graded in ONE batch run of ``python -m utils.grade FOLDER`` (a
+fresh kernel each), which also tests that one bad submission never stops the batch.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from utils import build, grade, labformat
+
+FIXTURES = Path(__file__).parent / "fixtures" / "solutions"
+SOLUTION = FIXTURES / "fixture_lab.ipynb"
+LIMITS = ["--timeout", "12", "--cell-timeout", "3", "--test-timeout", "2"]
+
+
+def _solution():
+    return nbformat.read(SOLUTION, as_version=4)
+
+
+def _student():
+    """The generated student notebook of the fixture lab, completed with the solution code."""
+    return build.completed_version(labformat.read(SOLUTION))
+
+
+def _edit(nb, old: str, new: str):
+    """Replace ``old`` by ``new`` in exactly one cell (so a typo in a test cannot pass)."""
+    cells = [cell for cell in nb.cells if old in cell.source]
+    assert len(cells) == 1, f"{old!r} is in {len(cells)} cells"
+    cells[0].source = cells[0].source.replace(old, new)
+    return nb
+
+
+def _append(nb, source: str):
+    nb.cells.append(nbformat.v4.new_code_cell(source))
+    return nb
+
+
+def _insert(nb, source: str, index: int = 2):
+    """Insert a cell after the imports, so every exercise and its tests run after it."""
+    nb.cells.insert(index, nbformat.v4.new_code_cell(source))
+    return nb
+
+
+def _drop(nb, marker: str):
+    nb.cells = [cell for cell in nb.cells if marker not in cell.source]
+    return nb
+
+
+SUBMISSIONS = {
+    "solution": lambda: _solution(),
+    "generated_lab": lambda: build.student_version(labformat.read(SOLUTION)),
+    "completed": _student,
+    "buggy_double": lambda: _edit(
+        _student(), "return 2 * np.asarray(x)", "return 2 * np.asarray(x) + 1"
+    ),
+    "buggy_mean": lambda: _edit(
+        _student(), "values.sum() / len(values)", "values.sum() / (len(values) + 1)"
+    ),
+    "older_version": lambda: _set_version(_student(), "0123456789ab"),
+    "syntax_error": lambda: _edit(_student(), "def mean_of(values):", "def mean_of(values)"),
+    "endless_cell": lambda: _insert(_student(), "while True:\n    pass"),
+    "endless_function": lambda: _edit(
+        _student(), "return 2 * np.asarray(x)", "while True:\n        pass"
+    ),
+    "ignores_interrupts": lambda: _insert(
+        _student(),
+        "while True:\n    try:\n        while True:\n"
+        "            pass\n    except BaseException:\n        pass",
+    ),
+    "os_exit": lambda: _append(_student(), "import os\nos._exit(1)"),
+    "segfault": lambda: _append(_student(), "import ctypes\nctypes.string_at(0)"),
+    "megabytes_of_output": lambda: _insert(
+        _student(), "for _ in range(3000):\n    print('x' * 1000)"
+    ),
+    "exercise_deleted": lambda: _drop(_student(), "def mean_of"),
+    "test_cells_deleted": lambda: _drop(_drop(_student(), "### TESTS"), "check("),
+    "edited_tests": lambda: _edit(
+        _edit(_student(), "return 2 * np.asarray(x)", "return x"),
+        'checks.assert_close(double(3.0), 6.0, "double(3.0)")',
+        "pass",
+    ),
+    # Cheating: every one of these has a wrong `double`, so ex1 must still fail.
+    "redefines_check_and_helpers": lambda: _edit(
+        _student(),
+        "return 2 * np.asarray(x)",
+        "return x\n\n"
+        "class _Lenient:\n    def __getattr__(self, name):\n"
+        "        return lambda *a, **k: None\n\n\n"
+        "checks = _Lenient()\n\ndef check(*args, **kwargs):\n    print('ex1 PASS  everything')\n\n"
+        "def test(*args, **kwargs):\n    return lambda function: None",
+    ),
+    "monkeypatches_helpers": lambda: _edit(
+        _student(),
+        "return 2 * np.asarray(x)",
+        "return x\n\n"
+        "import numpy\nimport utils.checks\nimport utils.selfcheck\n"
+        "utils.checks.assert_close = lambda *a, **k: None\n"
+        "utils.checks.assert_shape = lambda *a, **k: None\n"
+        "numpy.allclose = lambda *a, **k: True\n"
+        "utils.selfcheck.run_test.__code__ = (lambda exercise, name, function: "
+        "utils.selfcheck.Outcome(exercise, name, 'pass')).__code__",
+    ),
+    "prints_fake_results": lambda: _append(
+        _edit(_student(), "return 2 * np.asarray(x)", "return x"),
+        "from IPython.display import display\n"
+        "print('ex1 PASS  doubles_a_scalar')\nprint('ex1 score: 3 of 3')\n"
+        "display({'application/vnd.dlvision.grade+json': {'exercise': 'ex1', 'tests': ["
+        "{'name': n, 'visibility': v, 'status': 'pass', 'message': ''} for v, n in ["
+        "('public', 'doubles_a_scalar'), ('public', 'keeps_the_shape'), "
+        "('hidden', 'doubles_negative_numbers')]], 'tampering': [], 'problems': []}}, raw=True)",
+    ),
+    "writes_results_file": lambda: _append(
+        _edit(_student(), "return 2 * np.asarray(x)", "return x"),
+        "import json, os, pathlib\n"
+        "for folder in [os.environ.get('GRADES_DIR', ''), 'grades', '.']:\n"
+        "    if folder:\n        pathlib.Path(folder).mkdir(exist_ok=True)\n"
+        "        pathlib.Path(folder, 'writes_results_file.json').write_text("
+        "json.dumps({'total': 100, 'max_total': 3}))",
+    ),
+}
+
+
+def _set_version(nb, version):
+    nb.metadata["course"]["version"] = version
+    return nb
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory, monkeypatch_module):
+    folder = tmp_path_factory.mktemp("submissions")
+    out = tmp_path_factory.mktemp("grades")
+    monkeypatch_module.setenv("GRADES_DIR", str(out))
+    for name, make in SUBMISSIONS.items():
+        nbformat.write(make(), str(folder / f"{name}.ipynb"))
+    (folder / "invalid_json.ipynb").write_text('{"cells": [', encoding="utf-8")
+    (folder / "not_a_notebook.ipynb").write_text('{"hello": "world"}', encoding="utf-8")
+    (folder / "binary.ipynb").write_bytes(b"\xff\xfe\x00garbage")
+    other = _solution()
+    other.metadata["course"]["lab"] = "lab_that_does_not_exist"
+    nbformat.write(other, str(folder / "unknown_lab.ipynb"))
+    code = grade.main([str(folder), "--solutions", str(FIXTURES), "--out", str(out), *LIMITS])
+    reports = {Path(r["file"]).stem: r for r in json.loads((out / "summary.json").read_text())}
+    return code, reports, out
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
+
+
+def failing(report) -> set[str]:
+    return {ex["id"] for ex in report["exercises"] if ex["points"] < ex["max_points"]}
+
+
+def test_batch_grades_every_file_and_writes_the_summary(batch):
+    code, reports, out = batch
+    assert code == grade.EXIT_GRADED
+    expected = set(SUBMISSIONS) | {"invalid_json", "not_a_notebook", "binary", "unknown_lab"}
+    assert set(reports) == expected
+    rows = (out / "summary.csv").read_text().splitlines()
+    assert rows[0].startswith("file,lab,total,max_total,ex1,ex2,errors")
+    assert len(rows) == 1 + len(expected)
+    assert (
+        json.loads((out / "buggy_mean.json").read_text())["total"] == reports["buggy_mean"]["total"]
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["solution", "completed", "test_cells_deleted", "megabytes_of_output"]
+)
+def test_correct_code_earns_full_marks(batch, name):
+    report = batch[1][name]
+    assert (report["total"], report["max_total"]) == (3.0, 3.0), report
+
+
+def test_generated_lab_scores_zero_as_not_attempted(batch):
+    report = batch[1]["generated_lab"]
+    assert report["total"] == 0 and report["errors"] == []
+    statuses = {t["status"] for ex in report["exercises"] for t in ex["tests"]}
+    assert statuses == {"not attempted"}
+
+
+@pytest.mark.parametrize(
+    "name, failing_exercises, total",
+    [
+        ("buggy_double", {"ex1"}, 1.67),
+        ("buggy_mean", {"ex2"}, 2.0),
+        ("syntax_error", {"ex2"}, 2.0),
+        ("exercise_deleted", {"ex2"}, 2.0),
+        ("edited_tests", {"ex1"}, 1.67),
+    ],
+)
+def test_partial_credit_fails_exactly_the_broken_exercises(batch, name, failing_exercises, total):
+    report = batch[1][name]
+    assert failing(report) == failing_exercises
+    assert report["total"] == total
+
+
+def test_hidden_tests_are_reported_by_name(batch):
+    tests = batch[1]["buggy_double"]["exercises"][0]["tests"]
+    assert [(t["visibility"], t["name"], t["status"]) for t in tests] == [
+        ("public", "doubles_a_scalar", "fail"),
+        ("public", "keeps_the_shape", "pass"),
+        ("hidden", "doubles_negative_numbers", "fail"),
+    ]
+    assert (
+        tests[0]["message"].startswith("double(3.0): expected 6 (within")
+        and "found 7" in tests[0]["message"]
+    )
+
+
+def test_a_deleted_exercise_cell_is_named(batch):
+    messages = [t["message"] for t in batch[1]["exercise_deleted"]["exercises"][1]["tests"]]
+    assert all("mean_of" in m and "deleted" in m for m in messages), messages
+
+
+def test_older_version_is_graded_with_a_warning(batch):
+    report = batch[1]["older_version"]
+    assert report["total"] == 3.0
+    assert any("older version" in w and "0123456789ab" in w for w in report["warnings"])
+
+
+@pytest.mark.parametrize(
+    "name, needle",
+    [
+        ("invalid_json", "invalid JSON"),
+        ("not_a_notebook", "not a notebook"),
+        ("binary", "cannot read"),
+        ("unknown_lab", "unknown lab 'lab_that_does_not_exist'"),
+    ],
+)
+def test_unusable_files_get_one_clear_error(batch, name, needle):
+    report = batch[1][name]
+    assert report["total"] == 0 and len(report["errors"]) == 1
+    assert needle in report["errors"][0]
+
+
+def test_an_endless_function_loses_only_its_tests(batch):
+    report = batch[1]["endless_function"]
+    assert failing(report) == {"ex1"} and report["total"] == 1.0
+    assert all(
+        "stopped after the 2 s limit per test" in t["message"]
+        for t in report["exercises"][0]["tests"]
+    )
+
+
+def test_megabytes_of_output_are_cut(batch):
+    report = batch[1]["megabytes_of_output"]
+    assert report["errors"] == [] and report["total"] == 3.0
+
+
+@pytest.mark.parametrize("name", ["os_exit", "segfault"])
+def test_a_dead_kernel_keeps_the_tests_already_run(batch, name):
+    report = batch[1][name]
+    assert any("kernel died" in error for error in report["errors"]), report["errors"]
+    # The fatal cell is the last one, after both exercises' tests ran.
+    assert report["total"] == 3.0, report
+
+
+def test_an_interrupted_cell_is_reported_and_the_rest_runs(batch):
+    report = batch[1]["endless_cell"]
+    assert any(
+        "cell 2 of the submission ran past the 3 s limit per cell" in e for e in report["errors"]
+    ), report
+    assert report["total"] == 3.0
+
+
+def test_a_kernel_that_ignores_interrupts_is_stopped_at_the_notebook_limit(batch):
+    report = batch[1]["ignores_interrupts"]
+    assert any("past the 12 s limit" in error for error in report["errors"]), report["errors"]
+    assert report["total"] == 0
+    assert all("did not run" in t["message"] for ex in report["exercises"] for t in ex["tests"])
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "redefines_check_and_helpers",
+        "monkeypatches_helpers",
+        "prints_fake_results",
+        "writes_results_file",
+    ],
+)
+def test_cheating_earns_nothing(batch, name):
+    code, reports, out = batch
+    report = reports[name]
+    # Only keeps_the_shape passes for `return x`: 1 of 3 tests of ex1 (2 points), and ex2.
+    assert failing(report) == {"ex1"} and report["total"] == 1.67, report
+    assert json.loads((out / f"{name}.json").read_text())["total"] == 1.67
+
+
+def test_undone_tampering_is_reported(batch):
+    report = batch[1]["monkeypatches_helpers"]
+    warnings = " ".join(report["warnings"])
+    assert "utils.checks.assert_close was replaced" in warnings
+    assert "numpy.allclose was replaced" in warnings
+    assert "the code of utils.selfcheck.run_test was changed" in warnings
+    assert any("assigns into a library module" in note for note in report["review"])
+
+
+def test_single_file_exit_codes(tmp_path, capsys):
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text("not json", encoding="utf-8")
+    assert grade.main([str(bad), "--out", str(tmp_path)]) == grade.EXIT_UNREADABLE
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "invalid JSON" in error
+    anonymous = _solution()
+    del anonymous.metadata["course"]
+    nbformat.write(anonymous, str(tmp_path / "anonymous.ipynb"))
+    assert (
+        grade.main([str(tmp_path / "anonymous.ipynb"), "--out", str(tmp_path)])
+        == grade.EXIT_UNKNOWN_LAB
+    )
+    assert "no lab id" in capsys.readouterr().err
+    assert grade.main([str(tmp_path / "missing.ipynb")]) == grade.EXIT_UNREADABLE
+
+
+def test_a_notebook_of_another_lab_is_not_graded_as_this_one(tmp_path):
+    other = _solution()
+    other.metadata["course"]["lab"] = "lab0_perceptron"
+    nbformat.write(other, str(tmp_path / "other.ipynb"))
+    report = grade.grade(tmp_path / "other.ipynb", lab_id="fixture_lab", solutions_dir=FIXTURES)
+    assert report.total == 0 and "is lab 'lab0_perceptron', not 'fixture_lab'" in report.errors[0]
+
+
+def test_expected_tests_come_from_the_master_cells():
+    lab = labformat.read(SOLUTION)
+    assert grade.expected_tests(lab.exercises["ex1"]) == [
+        ("public", "doubles_a_scalar"),
+        ("public", "keeps_the_shape"),
+        ("hidden", "doubles_negative_numbers"),
+    ]

@@ -1,0 +1,179 @@
+"""Lab authoring and the build: markers, parsing, generated labs, --check, refusing to overwrite."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from utils import build, labformat
+
+FIXTURES = Path(__file__).parent / "fixtures" / "solutions"
+
+
+def test_a_solution_region_becomes_a_stub_with_its_hints():
+    source = (
+        'def f(x):\n    """Doc."""\n    ### BEGIN SOLUTION\n    ### HINT: square it.\n'
+        "    y = x * x\n    return y\n    ### END SOLUTION\n\nprint(f)"
+    )
+    stub = labformat.strip_solutions(source)
+    assert stub == (
+        'def f(x):\n    """Doc."""\n    # Hint: square it.\n'
+        "    raise NotImplementedError('Exercise not done yet: replace this line with "
+        "your code. Hint: square it.')\n\nprint(f)"
+    )
+    compile(stub, "stub", "exec")  # still valid Python
+
+
+@pytest.mark.parametrize(
+    "source, problem",
+    [
+        ("### BEGIN SOLUTION\nx = 1", "has no matching"),
+        ("x = 1\n### END SOLUTION", "without ### BEGIN SOLUTION"),
+        ("### BEGIN SOLUTION\n### BEGIN SOLUTION\n### END SOLUTION", "inside another region"),
+    ],
+)
+def test_broken_markers_are_reported_with_their_place(source, problem):
+    with pytest.raises(labformat.LabFormatError, match=problem) as error:
+        labformat.strip_solutions(source, "lab.ipynb, cell 4")
+    assert "lab.ipynb, cell 4" in str(error.value)
+
+
+def test_parse_reads_exercises_points_and_tests():
+    lab = labformat.read(FIXTURES / "fixture_lab.ipynb")
+    assert lab.id == "fixture_lab" and list(lab.exercises) == ["ex1", "ex2"]
+    assert (lab.exercises["ex1"].points, lab.exercises["ex1"].title) == (2.0, "Doubling")
+    assert lab.max_points == 3.0
+    assert len(lab.exercises["ex1"].public) == 1 and len(lab.exercises["ex1"].hidden) == 1
+
+
+def _notebook(*sources, lab="demo"):
+    cells = [nbformat.v4.new_code_cell(source) for source in sources]
+    return nbformat.v4.new_notebook(cells=cells, metadata={"course": {"lab": lab}})
+
+
+@pytest.mark.parametrize(
+    "nb, problem",
+    [
+        (_notebook("### TESTS ex1 (1 point)", lab=None), "no course.lab"),
+        (_notebook("### TESTS ex1: no points"), "has no points"),
+        (_notebook("### TESTS ex1 (1 point)", "### TESTS ex1 (2 points)"), "a second public TESTS"),
+        (_notebook("### HIDDEN TESTS ex2"), "no public TESTS cell"),
+        (_notebook("x = 1"), "nothing to grade"),
+    ],
+)
+def test_parse_rejects_malformed_labs(nb, problem):
+    if nb.metadata["course"]["lab"] is None:
+        del nb.metadata["course"]
+    with pytest.raises(labformat.LabFormatError, match=problem):
+        labformat.parse(nb)
+
+
+def test_find_names_the_known_labs():
+    with pytest.raises(LookupError, match="unknown lab 'nope'.*fixture_lab"):
+        labformat.find("nope", FIXTURES)
+
+
+@pytest.fixture
+def workspace(tmp_path):
+    solutions, labs = tmp_path / "solutions", tmp_path / "labs"
+    solutions.mkdir()
+    shutil.copy(FIXTURES / "fixture_lab.ipynb", solutions)
+    return solutions, labs
+
+
+def _run(solutions, labs, *flags):
+    return build.main(["--solutions", str(solutions), "--labs-dir", str(labs), *flags])
+
+
+def test_build_writes_a_clean_student_version(workspace):
+    solutions, labs = workspace
+    assert _run(solutions, labs) == build.EXIT_OK
+    nb = nbformat.read(labs / "fixture_lab.ipynb", as_version=4)
+    text = "\n".join(cell.source for cell in nb.cells)
+    assert "BEGIN SOLUTION" not in text and "HIDDEN TESTS" not in text
+    assert "doubles_negative_numbers" not in text  # the hidden test's name
+    assert text.count("raise NotImplementedError") == 2
+    assert all(cell.get("outputs", []) == [] for cell in nb.cells if cell.cell_type == "code")
+    stamp = nb.metadata["course"]
+    source = labformat.read(solutions / "fixture_lab.ipynb")
+    assert stamp["lab"] == "fixture_lab" and stamp["version"] == source.version
+    assert stamp["build"] == labformat.cells_hash(nb)
+
+
+def test_check_passes_when_up_to_date_and_shows_a_diff_when_not(workspace, capsys):
+    solutions, labs = workspace
+    assert _run(solutions, labs, "--check") == build.EXIT_OUT_OF_DATE  # not built yet
+    _run(solutions, labs)
+    capsys.readouterr()
+    assert _run(solutions, labs, "--check") == build.EXIT_OK
+    nb = nbformat.read(solutions / "fixture_lab.ipynb", as_version=4)
+    nb.cells[0].source += "\nA sentence added by the instructor."
+    nbformat.write(nb, str(solutions / "fixture_lab.ipynb"))
+    before = (labs / "fixture_lab.ipynb").read_bytes()
+    assert _run(solutions, labs, "--check") == build.EXIT_OUT_OF_DATE
+    out = capsys.readouterr().out
+    assert "+A sentence added by the instructor." in out and "python -m utils.build" in out
+    assert (labs / "fixture_lab.ipynb").read_bytes() == before  # --check never writes
+    assert _run(solutions, labs) == build.EXIT_OK
+    assert _run(solutions, labs, "--check") == build.EXIT_OK
+
+
+def test_build_refuses_to_overwrite_a_hand_edited_lab(workspace, capsys):
+    solutions, labs = workspace
+    _run(solutions, labs)
+    target = labs / "fixture_lab.ipynb"
+    student = nbformat.read(target, as_version=4)
+    student.cells[3].source = "def double(x):\n    return 2 * x  # my answer"
+    nbformat.write(student, str(target))
+    nb = nbformat.read(solutions / "fixture_lab.ipynb", as_version=4)
+    nb.cells[0].source += "\nNew text."
+    nbformat.write(nb, str(solutions / "fixture_lab.ipynb"))
+    capsys.readouterr()
+    assert _run(solutions, labs) == build.EXIT_REFUSED
+    out = capsys.readouterr().out
+    assert out.startswith(f"REFUSED: {target} was edited") and "--force" in out
+    assert "my answer" in target.read_text()
+    assert _run(solutions, labs, "--force") == build.EXIT_OK
+    assert "my answer" not in target.read_text()
+
+
+def test_running_a_lab_does_not_count_as_editing_it(workspace):
+    solutions, labs = workspace
+    _run(solutions, labs)
+    target = labs / "fixture_lab.ipynb"
+    nb = nbformat.read(target, as_version=4)
+    nb.cells[1].outputs = [nbformat.v4.new_output("stream", name="stdout", text="hello\n")]
+    nb.cells[1].execution_count = 1
+    nbformat.write(nb, str(target))
+    assert not build.edited_by_hand(nb)
+    assert _run(solutions, labs, "--check") == build.EXIT_OK
+
+
+def test_an_unknown_lab_name_is_an_error(workspace, capsys):
+    solutions, labs = workspace
+    assert _run(solutions, labs, "nope") == build.EXIT_REFUSED
+    assert "no such lab: nope" in capsys.readouterr().err
+
+
+def test_repository_labs_are_up_to_date():
+    """A solution edited without `python -m utils.build` fails here."""
+    assert build.main(["--check"]) == build.EXIT_OK
+
+
+def test_nothing_secret_leaks_into_the_repository_labs():
+    for path in labformat.solution_paths():
+        lab = labformat.read(path)
+        student = labformat.LABS_DIR / path.name
+        text = student.read_text(encoding="utf-8")
+        for secret in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "### HINT"):
+            assert secret not in text, f"{student.name} contains {secret!r}"
+        from utils.grade import expected_tests
+
+        for exercise in lab.exercises.values():
+            hidden = [name for kind, name in expected_tests(exercise) if kind == "hidden"]
+            assert hidden, f"{lab.id} {exercise.id} has no hidden test"
+            for name in hidden:
+                assert name not in text, f"hidden test {name} leaks into {student.name}"

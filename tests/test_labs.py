@@ -1,0 +1,97 @@
+"""Every lab in solutions/: full marks for the solution, zero for the generated lab, and
+partial credit, on exactly the expected exercises, for deliberately buggy submissions.
+
+To add a lab, add at least two bugs for it to BUGS: (name, text in the solution, its
+replacement, the exercises that must fail).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from utils import build, grade, labformat
+
+BUGS = {
+    "lab0_perceptron": [
+        (
+            "perceptron_update_sign",
+            "w = w + learning_rate * error * x",
+            "w = w - learning_rate * error * x",
+            {"ex2"},
+        ),
+        (
+            "softmax_without_max_shift",
+            "shifted = logits - logits.max(axis=1, keepdims=True)",
+            "shifted = logits",
+            {"ex3"},
+        ),
+        (
+            "one_sided_scale",
+            "grad[index] = (above - below) / (2 * eps)",
+            "grad[index] = (above - below) / eps",
+            {"ex4"},
+        ),
+    ],
+}
+LABS = [path.stem for path in labformat.solution_paths()]
+
+
+def _buggy(lab, old, new):
+    nb = build.completed_version(lab)
+    cells = [cell for cell in nb.cells if old in cell.source]
+    assert len(cells) == 1, f"{old!r} should be in exactly one cell of {lab.id}"
+    cells[0].source = cells[0].source.replace(old, new)
+    return nb
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """All labs' submissions graded in one batch: {(lab, name): report}."""
+    folder, out = tmp_path_factory.mktemp("lab_submissions"), tmp_path_factory.mktemp("grades")
+    for lab_id in LABS:
+        lab = labformat.find(lab_id)
+        nbformat.write(lab.notebook, str(folder / f"{lab_id}__solution.ipynb"))
+        nbformat.write(build.student_version(lab), str(folder / f"{lab_id}__generated.ipynb"))
+        for name, old, new, _ in BUGS.get(lab_id, []):
+            nbformat.write(_buggy(lab, old, new), str(folder / f"{lab_id}__{name}.ipynb"))
+    assert grade.main([str(folder), "--out", str(out), "--quiet"]) == grade.EXIT_GRADED
+    reports = json.loads((out / "summary.json").read_text())
+    return {tuple(Path(r["file"]).stem.split("__")): r for r in reports}
+
+
+def test_there_is_at_least_one_lab():
+    assert "lab0_perceptron" in LABS
+
+
+@pytest.mark.parametrize("lab_id", LABS)
+def test_every_lab_has_at_least_two_buggy_submissions(lab_id):
+    assert len(BUGS.get(lab_id, [])) >= 2, f"add buggy submissions for {lab_id} to BUGS"
+
+
+@pytest.mark.parametrize("lab_id", LABS)
+def test_the_solution_earns_full_marks(graded, lab_id):
+    report = graded[(lab_id, "solution")]
+    assert report["errors"] == [] and report["total"] == report["max_total"] > 0, report
+
+
+@pytest.mark.parametrize("lab_id", LABS)
+def test_the_generated_lab_earns_zero_without_errors(graded, lab_id):
+    report = graded[(lab_id, "generated")]
+    assert report["errors"] == [] and report["total"] == 0, report
+    statuses = {t["status"] for ex in report["exercises"] for t in ex["tests"]}
+    assert statuses == {"not attempted"}, statuses
+
+
+@pytest.mark.parametrize(
+    "lab_id, name, failing",
+    [(lab_id, name, failing) for lab_id, bugs in BUGS.items() for name, _, _, failing in bugs],
+)
+def test_a_buggy_submission_fails_exactly_the_expected_exercises(graded, lab_id, name, failing):
+    report = graded[(lab_id, name)]
+    found = {ex["id"] for ex in report["exercises"] if ex["points"] < ex["max_points"]}
+    assert found == failing, report
+    assert 0 < report["total"] < report["max_total"]
