@@ -19,3 +19,17 @@ def test_train_speed_prints_both_figures_and_ratio(capsys):
     assert int(plain.group(1).replace(",", "")) == round(figures["plain"])
     rounds = re.search(r"per-round ratios:\s+([\d.]+) ([\d.]+)\n", out)
     assert rounds, out
+
+
+def test_grade_speed_prints_its_figures(capsys):
+    from pathlib import Path
+
+    from benchmarks import grade_speed
+
+    fixtures = Path(__file__).parent / "fixtures" / "solutions"
+    figures = grade_speed.main(["--count", "2", "--lab", "fixture_lab", "--solutions",
+                                str(fixtures)])
+    out = capsys.readouterr().out
+    assert "lab fixture_lab: 2 submissions, 2 graded without error, jobs=1" in out
+    minute = re.search(r"throughput:\s+([\d.]+) notebooks/min", out)
+    assert minute and abs(float(minute.group(1)) - figures["notebooks_per_minute"]) < 0.1

@@ -16,7 +16,7 @@ from utils import build, grade, labformat
 
 FIXTURES = Path(__file__).parent / "fixtures" / "solutions"
 SOLUTION = FIXTURES / "fixture_lab.ipynb"
-LIMITS = ["--timeout", "12", "--cell-timeout", "3", "--test-timeout", "2"]
+LIMITS = ["--timeout", "12", "--cell-timeout", "3", "--test-timeout", "2", "--memory-gb", "3"]
 
 
 def _solution():
@@ -73,6 +73,7 @@ SUBMISSIONS = {
         "while True:\n    try:\n        while True:\n"
         "            pass\n    except BaseException:\n        pass",
     ),
+    "allocates_too_much": lambda: _insert(_student(), "import numpy\nbig = numpy.ones(2**33)"),
     "os_exit": lambda: _append(_student(), "import os\nos._exit(1)"),
     "segfault": lambda: _append(_student(), "import ctypes\nctypes.string_at(0)"),
     "megabytes_of_output": lambda: _insert(
@@ -224,7 +225,7 @@ def test_a_deleted_exercise_cell_is_named(batch):
 def test_older_version_is_graded_with_a_warning(batch):
     report = batch[1]["older_version"]
     assert report["total"] == 3.0
-    assert any("older version" in w and "0123456789ab" in w for w in report["warnings"])
+    assert any("another version of the lab (0123456789ab" in w for w in report["warnings"])
 
 
 @pytest.mark.parametrize(
@@ -249,6 +250,12 @@ def test_an_endless_function_loses_only_its_tests(batch):
         "stopped after the 2 s limit per test" in t["message"]
         for t in report["exercises"][0]["tests"]
     )
+
+
+def test_the_memory_cap_stops_a_huge_allocation(batch):
+    report = batch[1]["allocates_too_much"]  # 64 GiB of float64 against a 3 GiB cap
+    assert report["total"] == 3.0 and report["errors"] == []
+    assert any("cell 2 of the submission raised MemoryError" in w for w in report["warnings"])
 
 
 def test_megabytes_of_output_are_cut(batch):

@@ -24,8 +24,9 @@ def test_importing_utils_has_no_side_effects(tmp_path):
         rc_before = dict(matplotlib.rcParams)
         np_state, py_state = np.random.get_state()[1].copy(), random.getstate()
         import utils
-        from utils import (cache, checks, data, idx, images, notebooks, pipeline, plotting,
-                           quick, runtime, sources, training)
+        from utils import (archtable, build, cache, checks, data, grade, gradeexec, gradekernel,
+                           gradereport, idx, images, labformat, notebooks, pipeline, plotting,
+                           quick, runtime, selfcheck, sources, training)
         assert dict(matplotlib.rcParams) == rc_before, "rcParams changed"
         assert (np.random.get_state()[1] == np_state).all(), "NumPy was seeded"
         assert random.getstate() == py_state, "random was seeded"

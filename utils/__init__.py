@@ -14,20 +14,34 @@ configured until you call a function. The modules, one job each:
 - :mod:`utils.training`  -- the one training path around ``model.fit``;
 - :mod:`utils.plotting`  -- figures (image grids, curves, filters, confusion matrix);
 - :mod:`utils.checks`    -- assertion helpers with messages a student can act on;
-- :mod:`utils.notebooks` -- executing notebooks (tests, refreshing stored outputs).
+- :mod:`utils.notebooks` -- executing notebooks (tests, refreshing stored outputs);
+- :mod:`utils.archtable` -- parameters and multiply-adds of a network from a layer table;
+- :mod:`utils.labformat` -- the lab source format (solution markers, test cells, points);
+- :mod:`utils.build`     -- generating the student labs from the solutions;
+- :mod:`utils.selfcheck` -- ``@test`` and ``check``, the self-checks in a lab;
+- :mod:`utils.grade`     -- the autograder (with ``gradekernel``, ``gradeexec``,
+  ``gradereport``: its kernel side, its limits, its reports).
 """
 
 __all__ = [
+    "archtable",
+    "build",
     "cache",
     "checks",
     "data",
+    "grade",
+    "gradeexec",
+    "gradekernel",
+    "gradereport",
     "idx",
     "images",
+    "labformat",
     "notebooks",
     "pipeline",
     "plotting",
     "quick",
     "runtime",
+    "selfcheck",
     "sources",
     "training",
 ]

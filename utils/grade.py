@@ -189,6 +189,12 @@ def _collect(lab, nb, execution, report: Report) -> None:
     for index, cell in enumerate(nb.cells):
         exercise = cell.metadata.get("grader")
         if not exercise:
+            report.warnings += [
+                f"{cell.metadata.get('label', f'cell {index}')} raised {out.get('ename')}: "
+                f"{str(out.get('evalue'))[:200]}"
+                for out in cell.get("outputs", [])
+                if out.get("output_type") == "error" and out.get("ename") != "NotImplementedError"
+            ]
             continue
         for output in cell.get("outputs", []):
             data = output.get("data", {}) if output.get("output_type") == "display_data" else {}
@@ -272,9 +278,9 @@ def grade(
         return report
     if report.submitted_version and report.submitted_version != lab.version:
         report.warnings.append(
-            f"built from an older version of the lab "
-            f"({report.submitted_version}); graded with the current tests "
-            f"({lab.version})"
+            f"the notebook was built from another version of the lab "
+            f"({report.submitted_version}, usually an older one); graded with the tests of "
+            f"version {lab.version}"
         )
     report.review = review(submission)
     memory = int(memory_gb * 2**30) if memory_gb > 0 else None
@@ -291,6 +297,39 @@ def grade(
 
 def _notebooks(folder: Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+
+
+def _grade_safely(path: Path, options: dict) -> Report:
+    """``grade`` that turns every failure into a report (one bad file never stops a batch)."""
+    try:
+        return grade(path, **options)
+    except SubmissionError as error:
+        return Report(str(path), errors=[str(error)])
+    except Exception as error:
+        return Report(str(path), errors=[f"grader error: {type(error).__name__}: {error}"])
+
+
+def grade_folder(folder: Path, out: Path, jobs: int = 1, **options) -> list[Report]:
+    """Grade every notebook under ``folder`` (``jobs`` kernels at a time); write a report each.
+
+    Returns:
+        The reports, in file-name order.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    if jobs < 1:
+        raise ValueError(f"jobs={jobs!r}: grade at least 1 notebook at a time")
+    paths = _notebooks(folder)
+
+    def one(path: Path) -> Report:
+        report = _grade_safely(path, options)
+        write_text(out / f"{path.stem}.json", report.to_json())
+        errors = f"  ({'; '.join(report.errors)})" if report.errors else ""
+        print(f"{path}: {report.total:g} / {report.max_total:g}{errors}", flush=True)
+        return report
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(one, paths))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -321,6 +360,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-gb", type=float, default=MEMORY_GB, help="0 for no cap")
     parser.add_argument("--full", action="store_true", help="full mode instead of quick mode")
     parser.add_argument("--quiet", action="store_true", help="print one line per submission")
+    parser.add_argument("--jobs", type=int, default=1, help="notebooks graded at the same time")
     args = parser.parse_args(argv)
     options = dict(
         lab_id=args.lab,
@@ -332,22 +372,7 @@ def main(argv: list[str] | None = None) -> int:
         test_timeout=args.test_timeout,
     )
     if args.submission.is_dir():
-        reports = []
-        for path in _notebooks(args.submission):
-            try:
-                report = grade(path, **options)
-            except SubmissionError as error:
-                report = Report(str(path), errors=[str(error)])
-            except Exception as error:  # one bad submission never stops the batch
-                report = Report(
-                    str(path), errors=[f"grader error: {type(error).__name__}: {error}"]
-                )
-            reports.append(report)
-            write_text(args.out / f"{path.stem}.json", report.to_json())
-            print(
-                f"{path}: {report.total:g} / {report.max_total:g}"
-                + (f"  ({'; '.join(report.errors)})" if report.errors else "")
-            )
+        reports = grade_folder(args.submission, args.out, jobs=args.jobs, **options)
         csv_path, json_path = write_summary(reports, args.out)
         print(f"graded {len(reports)} notebook(s); wrote {csv_path} and {json_path}")
         return EXIT_GRADED
