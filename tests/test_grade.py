@@ -107,6 +107,20 @@ SUBMISSIONS = {
         "utils.selfcheck.run_test.__code__ = (lambda exercise, name, function: "
         "utils.selfcheck.Outcome(exercise, name, 'pass')).__code__",
     ),
+    "patches_the_result_channel": lambda: _edit(
+        _student(),
+        "return 2 * np.asarray(x)",
+        "import ipykernel.zmqshell\n"
+        "    publisher = ipykernel.zmqshell.ZMQDisplayPublisher\n"
+        "    original = getattr(publisher, '_original', publisher.publish)\n"
+        "    def publish(self, data, *args, **kwargs):\n"
+        "        grade = data.get('application/vnd.dlvision.grade+json', {})\n"
+        "        for test in grade.get('tests', []):\n"
+        "            test['status'] = 'pass'\n"
+        "        return original(self, data, *args, **kwargs)\n"
+        "    publisher._original, publisher.publish = original, publish\n"
+        "    return x",
+    ),
     "prints_fake_results": lambda: _append(
         _edit(_student(), "return 2 * np.asarray(x)", "return x"),
         "from IPython.display import display\n"
@@ -291,6 +305,7 @@ def test_a_kernel_that_ignores_interrupts_is_stopped_at_the_notebook_limit(batch
     [
         "redefines_check_and_helpers",
         "monkeypatches_helpers",
+        "patches_the_result_channel",
         "prints_fake_results",
         "writes_results_file",
     ],
@@ -301,6 +316,11 @@ def test_cheating_earns_nothing(batch, name):
     # Only keeps_the_shape passes for `return x`: 1 of 3 tests of ex1 (2 points), and ex2.
     assert failing(report) == {"ex1"} and report["total"] == 1.67, report
     assert json.loads((out / f"{name}.json").read_text())["total"] == 1.67
+
+
+def test_a_patched_result_channel_is_put_back_before_publishing(batch):
+    warnings = " ".join(batch[1]["patches_the_result_channel"]["warnings"])
+    assert "ipykernel.zmqshell.ZMQDisplayPublisher.publish was replaced" in warnings
 
 
 def test_undone_tampering_is_reported(batch):

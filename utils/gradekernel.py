@@ -9,8 +9,11 @@ else the kernel prints, so printed "PASS" lines or fake result files earn nothin
 Student code runs in the same interpreter, so before each exercise :func:`run_exercise`
 puts back whatever the student replaced since :func:`begin`: attributes of the modules the
 tests rely on (``builtins``, ``numpy``, ``math``, ``utils.checks``, ``utils.selfcheck``, this
-module), the code objects of their functions, ``sys.modules`` entries, trace and profile
-hooks, and IPython's input transformers and event callbacks. What it had to put back is
+module) and of those that carry the result out (IPython's display publisher, the Jupyter
+session), the code objects of their functions and the methods of their classes,
+``sys.modules`` entries, trace and profile hooks, and IPython's input transformers and event
+callbacks. It does so again after the tests (which call the student's code) and publishes
+with the ``display`` function saved by :func:`begin`. What it had to put back is
 reported to the grader as tampering. The tests themselves run in a fresh namespace where
 ``test``, ``check``, ``checks`` and ``np`` are the grader's own, whatever the student
 defined under those names.
@@ -35,6 +38,9 @@ GUARDED = (
     "utils.gradekernel",
     "IPython.display",
     "IPython.core.display_functions",
+    "IPython.core.displaypub",
+    "ipykernel.zmqshell",
+    "jupyter_client.session",
 )
 # Names the kernel itself rebinds for every request (ipykernel's stdin support).
 _KERNEL_MANAGED = {("builtins", "input"), ("builtins", "raw_input"), ("getpass", "getpass")}
@@ -54,6 +60,35 @@ def _ipython():
     return get_ipython()
 
 
+def _functions(namespace: dict) -> dict:
+    """``{name: (function, code, defaults, kwdefaults)}`` of the plain functions in a namespace."""
+    return {
+        key: (value, value.__code__, value.__defaults__, value.__kwdefaults__)
+        for key, value in namespace.items()
+        if isinstance(value, types.FunctionType)
+    }
+
+
+def _restore_functions(owner, saved: dict, where: str, notes: list[str]) -> None:
+    """Put back ``owner``'s functions (module or class) as ``_functions`` saw them."""
+    for key, (function, code, defaults, kwdefaults) in saved.items():
+        if vars(owner).get(key) is not function:
+            setattr(owner, key, function)
+            notes.append(f"{where}.{key} was replaced")
+        if (function.__code__, function.__defaults__, function.__kwdefaults__) != (
+            code, defaults, kwdefaults
+        ):
+            function.__code__, function.__defaults__ = code, defaults
+            function.__kwdefaults__ = kwdefaults
+            notes.append(f"the code of {where}.{key} was changed")
+
+
+def _instances(shell) -> list:
+    """The objects that carry a result out of the kernel: shell, display publisher, session."""
+    publisher = getattr(shell, "display_pub", None)
+    return [obj for obj in (shell, publisher, getattr(publisher, "session", None)) if obj]
+
+
 def begin(memory_bytes: int | None = None) -> None:
     """Prepare the kernel: grading mode, a memory cap, and a snapshot of what tests rely on."""
     import importlib
@@ -70,17 +105,20 @@ def begin(memory_bytes: int | None = None) -> None:
     for name in GUARDED:
         module = importlib.import_module(name)
         attributes = dict(vars(module))
-        code = {
-            key: (value.__code__, value.__defaults__, value.__kwdefaults__)
-            for key, value in attributes.items()
-            if isinstance(value, types.FunctionType)
+        classes = {
+            value: (set(vars(value)), _functions(vars(value)))
+            for value in attributes.values()
+            if isinstance(value, type) and value.__module__ == name
         }
-        modules[name] = (module, attributes, code)
+        modules[name] = (module, attributes, _functions(attributes), classes)
     _SNAPSHOT["modules"] = modules
+    _SNAPSHOT["display"] = importlib.import_module("IPython.display").display
     _SNAPSHOT["streams"] = (sys.stdout, sys.stderr, sys.displayhook)
     shell = _ipython()
     if shell is not None:
         _SNAPSHOT["ipython"] = {name: list(getattr(shell, name, [])) for name in _IPYTHON_LISTS}
+        _SNAPSHOT["instances"] = [(obj, set(vars(obj))) for obj in _instances(shell)]
+        _SNAPSHOT["display_pub"] = shell.display_pub
         _SNAPSHOT["events"] = {
             event: list(callbacks) for event, callbacks in shell.events.callbacks.items()
         }
@@ -88,28 +126,36 @@ def begin(memory_bytes: int | None = None) -> None:
 
 def restore() -> list[str]:
     """Undo the student's changes to what the tests rely on; describe each one undone."""
-    notes = []
-    for name, (module, attributes, code) in _SNAPSHOT.get("modules", {}).items():
+    notes: list[str] = []
+    for name, (module, attributes, functions, classes) in _SNAPSHOT.get("modules", {}).items():
         if sys.modules.get(name) is not module:
             sys.modules[name] = module
             notes.append(f"sys.modules[{name!r}] was replaced")
         for key, value in attributes.items():
-            if (name, key) in _KERNEL_MANAGED:
+            if (name, key) in _KERNEL_MANAGED or key in functions:
                 continue
             if module.__dict__.get(key, _SNAPSHOT) is not value:
                 if not (name == "builtins" and key.startswith("_") and key != "__import__"):
                     notes.append(f"{name}.{key} was replaced")
                 setattr(module, key, value)
-        for key, (function_code, defaults, kwdefaults) in code.items():
-            function = attributes[key]
-            if (
-                function.__code__ is not function_code
-                or function.__defaults__ is not defaults
-                or function.__kwdefaults__ is not kwdefaults
-            ):
-                function.__code__, function.__defaults__ = function_code, defaults
-                function.__kwdefaults__ = kwdefaults
-                notes.append(f"the code of {name}.{key} was changed")
+        _restore_functions(module, functions, name, notes)
+        for cls, (keys, methods) in classes.items():
+            where = f"{name}.{cls.__name__}"
+            _restore_functions(cls, methods, where, notes)
+            for key in set(vars(cls)) - keys:
+                if callable(vars(cls)[key]):
+                    delattr(cls, key)
+                    notes.append(f"{where}.{key} was added")
+    shell = _ipython()
+    if shell is not None and "instances" in _SNAPSHOT:
+        if shell.display_pub is not _SNAPSHOT["display_pub"]:
+            shell.display_pub = _SNAPSHOT["display_pub"]
+            notes.append("the IPython display publisher was replaced")
+        for obj, keys in _SNAPSHOT["instances"]:
+            for key in set(vars(obj)) - keys:
+                if callable(getattr(type(obj), key, None)):  # shadows a method
+                    delattr(obj, key)
+                    notes.append(f"{type(obj).__name__}.{key} was replaced on the instance")
     if sys.gettrace() is not None or sys.getprofile() is not None:
         sys.settrace(None)
         sys.setprofile(None)
@@ -117,7 +163,6 @@ def restore() -> list[str]:
     if "streams" in _SNAPSHOT and (sys.stdout, sys.stderr, sys.displayhook) != _SNAPSHOT["streams"]:
         sys.stdout, sys.stderr, sys.displayhook = _SNAPSHOT["streams"]
         notes.append("sys.stdout, sys.stderr or sys.displayhook was replaced")
-    shell = _ipython()
     if shell is not None and "ipython" in _SNAPSHOT:
         for name, saved in _SNAPSHOT["ipython"].items():
             if list(getattr(shell, name, [])) != saved:
@@ -207,8 +252,7 @@ def run_exercise(
         tests.append(
             {"name": name, "visibility": kind, "status": outcome.status, "message": outcome.message}
         )
+    tampering += restore()  # the student's code may have run again inside the tests
     payload = {"exercise": exercise, "tests": tests, "tampering": tampering, "problems": problems}
-    from IPython.display import display
-
-    display({MIME: payload}, raw=True)
+    _SNAPSHOT["display"]({MIME: payload}, raw=True)  # the display function saved by begin()
     return payload
