@@ -12,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from utils import build, grade, labformat
+from utils import build, grade, gradenotebook, labformat
 
 FIXTURES = Path(__file__).parent / "fixtures" / "solutions"
 SOLUTION = FIXTURES / "fixture_lab.ipynb"
@@ -359,7 +359,7 @@ def test_a_notebook_of_another_lab_is_not_graded_as_this_one(tmp_path):
 
 def test_expected_tests_come_from_the_master_cells():
     lab = labformat.read(SOLUTION)
-    assert grade.expected_tests(lab.exercises["ex1"]) == [
+    assert gradenotebook.expected_tests(lab.exercises["ex1"]) == [
         ("public", "doubles_a_scalar"),
         ("public", "keeps_the_shape"),
         ("hidden", "doubles_negative_numbers"),

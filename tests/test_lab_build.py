@@ -170,7 +170,7 @@ def test_nothing_secret_leaks_into_the_repository_labs():
         text = student.read_text(encoding="utf-8")
         for secret in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "### HINT"):
             assert secret not in text, f"{student.name} contains {secret!r}"
-        from utils.grade import expected_tests
+        from utils.gradenotebook import expected_tests
 
         for exercise in lab.exercises.values():
             hidden = [name for kind, name in expected_tests(exercise) if kind == "hidden"]

@@ -25,6 +25,7 @@ def test_importing_utils_has_no_side_effects(tmp_path):
         np_state, py_state = np.random.get_state()[1].copy(), random.getstate()
         import utils
         from utils import (archtable, build, cache, checks, data, grade, gradeexec, gradekernel,
+                           gradenotebook,
                            gradereport, idx, images, labformat, notebooks, pipeline, plotting,
                            quick, runtime, selfcheck, sources, training)
         assert dict(matplotlib.rcParams) == rc_before, "rcParams changed"

@@ -19,8 +19,9 @@ configured until you call a function. The modules, one job each:
 - :mod:`utils.labformat` -- the lab source format (solution markers, test cells, points);
 - :mod:`utils.build`     -- generating the student labs from the solutions;
 - :mod:`utils.selfcheck` -- ``@test`` and ``check``, the self-checks in a lab;
-- :mod:`utils.grade`     -- the autograder (with ``gradekernel``, ``gradeexec``,
-  ``gradereport``: its kernel side, its limits, its reports).
+- :mod:`utils.grade`     -- the autograder (with ``gradenotebook``, ``gradekernel``,
+  ``gradeexec``, ``gradereport``: the notebook it runs, its kernel side, its limits, its
+  reports).
 """
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "grade",
     "gradeexec",
     "gradekernel",
+    "gradenotebook",
     "gradereport",
     "idx",
     "images",

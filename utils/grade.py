@@ -24,16 +24,15 @@ file cannot be read or is not a notebook; 3 when its lab is unknown.
 
 from __future__ import annotations
 
-import ast
 import json
 import os
-import re
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 from utils import gradeexec, gradekernel, labformat
+from utils.gradenotebook import expected_tests, grading_notebook, review
 from utils.gradereport import Report, score, table, write_summary, write_text
 
 EXIT_GRADED, EXIT_UNREADABLE, EXIT_UNKNOWN_LAB = 0, 2, 3
@@ -41,15 +40,6 @@ TIMEOUT_S = 300  # per notebook; quick-mode labs grade in well under a minute
 TEST_TIMEOUT_S = 60  # per test; a test calls the student's code a few times
 CELL_TIMEOUT_S = 120  # per cell, then it is interrupted and the next cell runs
 MEMORY_GB = 8  # address-space cap for the kernel (TensorFlow alone maps about 3 GB)
-# Code an instructor may want to read: it touches the grader's machinery.
-SUSPICIOUS = {
-    r"\bgradekernel\b|application/vnd\.dlvision": "names the grader's internals",
-    r"\bsys\.modules\b|\bbuiltins\b|__builtins__": "changes modules or builtins",
-    r"__code__|\bsettrace\b|\bsetprofile\b|\bctypes\b": "uses interpreter hooks",
-    r"input_transformers|ast_transformers|events\.register": "hooks IPython",
-    r"^\s*(checks|np|numpy|selfcheck|utils)(\.\w+)+\s*=": "assigns into a library module",
-    r"^\s*def\s+(check|test)\b|^\s*(check|test)\s*=": "redefines check or test",
-}
 
 
 class SubmissionError(Exception):
@@ -82,93 +72,6 @@ def load_submission(path: Path):
         raise SubmissionError(
             f"{path.name} is not a valid notebook: {error}", EXIT_UNREADABLE
         ) from None
-
-
-def expected_tests(exercise: labformat.Exercise) -> list[tuple[str, str]]:
-    """``(visibility, name)`` of every ``@test`` function in an exercise's master cells."""
-    found = []
-    for visibility, sources in (("public", exercise.public), ("hidden", exercise.hidden)):
-        for source in sources:
-            for node in ast.walk(ast.parse(source)):
-                if not isinstance(node, ast.FunctionDef):
-                    continue
-                for decorator in node.decorator_list:
-                    if (
-                        isinstance(decorator, ast.Call)
-                        and getattr(decorator.func, "id", "") == "test"
-                    ):
-                        named = [
-                            a.value for a in decorator.args[1:2] if isinstance(a, ast.Constant)
-                        ]
-                        found.append((visibility, named[0] if named else node.name))
-    return found
-
-
-def _grader_cell(exercise: labformat.Exercise, test_timeout: float):
-    import nbformat
-
-    sources = [("public", s) for s in exercise.public] + [("hidden", s) for s in exercise.hidden]
-    source = (
-        f"import utils.gradekernel as _grader\n"
-        f"_grader.run_exercise({exercise.id!r}, {sources!r}, test_timeout={test_timeout!r})"
-    )
-    # The cell may take a test time limit per test, plus a margin for defining the tests.
-    timeout = int(len(expected_tests(exercise)) * test_timeout + 30)
-    return nbformat.v4.new_code_cell(
-        source,
-        metadata={
-            "grader": exercise.id,
-            "timeout": timeout,
-            "label": f"the tests of {exercise.id}",
-        },
-    )
-
-
-def grading_notebook(
-    lab: labformat.Lab, submission, memory_bytes: int | None, test_timeout: float = TEST_TIMEOUT_S
-):
-    """The notebook the grader runs: prelude, student code, master tests in place."""
-    import nbformat
-
-    nb = nbformat.v4.new_notebook(
-        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}}
-    )
-    nb.cells.append(
-        nbformat.v4.new_code_cell(
-            f"import utils.gradekernel as _grader\n_grader.begin({memory_bytes!r})",
-            metadata={"label": "the grader's setup"},
-        )
-    )
-    placed = set()
-    for index, cell in enumerate(submission.cells):
-        if cell.get("cell_type") != "code" or not isinstance(cell.get("source"), str):
-            continue
-        header = labformat.test_header(cell.source)
-        if header is None:
-            nb.cells.append(
-                nbformat.v4.new_code_cell(
-                    cell.source, metadata={"label": f"cell {index} of the submission"}
-                )
-            )
-        elif header["exercise"] in lab.exercises and header["exercise"] not in placed:
-            placed.add(header["exercise"])
-            nb.cells.append(_grader_cell(lab.exercises[header["exercise"]], test_timeout))
-    for exercise in lab.exercises.values():
-        if exercise.id not in placed:
-            nb.cells.append(_grader_cell(exercise, test_timeout))
-    return nb
-
-
-def review(submission) -> list[str]:
-    """Lines of the student's code that touch the grader's machinery (for a human to read)."""
-    notes = []
-    for index, cell in enumerate(submission.cells):
-        if cell.get("cell_type") != "code" or labformat.test_header(cell.source):
-            continue
-        for pattern, why in SUSPICIOUS.items():
-            if re.search(pattern, cell.source, re.MULTILINE):
-                notes.append(f"cell {index} {why}")
-    return notes
 
 
 def _kernel_env(quick: bool) -> dict[str, str]:
