@@ -364,3 +364,26 @@ def test_expected_tests_come_from_the_master_cells():
         ("public", "keeps_the_shape"),
         ("hidden", "doubles_negative_numbers"),
     ]
+
+
+def test_the_grading_notebook_puts_master_tests_where_the_student_had_them():
+    lab = labformat.read(SOLUTION)
+    submission = _drop(_student(), "### TESTS ex2")  # ex2's public test cell deleted
+    _edit(submission, 'def doubles_a_scalar():', 'def doubles_a_scalar_weakened():')
+    nb = gradenotebook.grading_notebook(lab, submission, memory_bytes=None, test_timeout=5)
+    roles = [cell.metadata.get("grader") or cell.metadata["label"] for cell in nb.cells]
+    assert roles[0] == "the grader's setup"
+    assert roles.index("ex1") == roles.index("cell 3 of the submission") + 1  # in place
+    assert roles[-1] == "ex2"  # appended, since the student's cell is gone
+    ex1 = nb.cells[roles.index("ex1")].source
+    assert "doubles_negative_numbers" in ex1 and "weakened" not in ex1  # master, hidden too
+    assert all(cell.cell_type == "code" for cell in nb.cells)  # markdown is not run
+
+
+def test_review_flags_code_that_touches_the_grader():
+    nb = _append(_student(), "import sys\nsys.modules['utils.checks'] = None")
+    _append(nb, "def check(*args):\n    pass")
+    notes = gradenotebook.review(nb)
+    assert any("changes modules or builtins" in note for note in notes)
+    assert any("redefines check or test" in note for note in notes)
+    assert gradenotebook.review(_student()) == []
