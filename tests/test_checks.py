@@ -69,3 +69,12 @@ def test_assert_equal_and_accuracy():
 
 def test_check_error_is_an_assertion_error():
     assert issubclass(checks.CheckError, AssertionError)
+
+
+def test_assert_close_points_at_the_entry_outside_its_tolerance():
+    expected = np.arange(6.0).reshape(2, 3)
+    found = expected - 1e-5  # within rtol=1e-5 everywhere except at 0, where only atol counts
+    with pytest.raises(checks.CheckError, match=r"at index \(0, 0\)"):
+        checks.assert_close(found, expected, "x")
+    with pytest.raises(checks.CheckError, match=r"found nan at index \(1,\)"):
+        checks.assert_close([1.0, np.nan], [1.0, 2.0], "y")

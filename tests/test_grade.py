@@ -195,6 +195,19 @@ def test_correct_code_earns_full_marks(batch, name):
     assert (report["total"], report["max_total"]) == (3.0, 3.0), report
 
 
+def test_clean_submissions_get_no_warnings(batch):
+    for name in ("solution", "completed"):
+        assert batch[1][name]["warnings"] == [], batch[1][name]["warnings"]
+
+
+def test_edited_and_missing_test_cells_are_noted(batch):
+    edited = " ".join(batch[1]["edited_tests"]["warnings"])
+    assert "the test cell of ex1 differs from the master copy" in edited
+    missing = " ".join(batch[1]["test_cells_deleted"]["warnings"])
+    assert "the test cell of ex1 is missing" in missing
+    assert "the test cell of ex2 is missing" in missing
+
+
 def test_generated_lab_scores_zero_as_not_attempted(batch):
     report = batch[1]["generated_lab"]
     assert report["total"] == 0 and report["errors"] == []
@@ -269,7 +282,7 @@ def test_an_endless_function_loses_only_its_tests(batch):
 def test_the_memory_cap_stops_a_huge_allocation(batch):
     report = batch[1]["allocates_too_much"]  # 64 GiB of float64 against a 3 GiB cap
     assert report["total"] == 3.0 and report["errors"] == []
-    assert any("cell 2 of the submission raised MemoryError" in w for w in report["warnings"])
+    assert any("cell 3 ('import numpy') raised MemoryError" in w for w in report["warnings"])
 
 
 def test_megabytes_of_output_are_cut(batch):
@@ -288,7 +301,7 @@ def test_a_dead_kernel_keeps_the_tests_already_run(batch, name):
 def test_an_interrupted_cell_is_reported_and_the_rest_runs(batch):
     report = batch[1]["endless_cell"]
     assert any(
-        "cell 2 of the submission ran past the 3 s limit per cell" in e for e in report["errors"]
+        "cell 3 ('while True:') ran past the 3 s limit per cell" in w for w in report["warnings"]
     ), report
     assert report["total"] == 3.0
 
@@ -369,11 +382,11 @@ def test_expected_tests_come_from_the_master_cells():
 def test_the_grading_notebook_puts_master_tests_where_the_student_had_them():
     lab = labformat.read(SOLUTION)
     submission = _drop(_student(), "### TESTS ex2")  # ex2's public test cell deleted
-    _edit(submission, 'def doubles_a_scalar():', 'def doubles_a_scalar_weakened():')
+    _edit(submission, "def doubles_a_scalar():", "def doubles_a_scalar_weakened():")
     nb = gradenotebook.grading_notebook(lab, submission, memory_bytes=None, test_timeout=5)
     roles = [cell.metadata.get("grader") or cell.metadata["label"] for cell in nb.cells]
     assert roles[0] == "the grader's setup"
-    assert roles.index("ex1") == roles.index("cell 3 of the submission") + 1  # in place
+    assert roles.index("ex1") == roles.index("cell 4 ('def double(x):')") + 1  # in place
     assert roles[-1] == "ex2"  # appended, since the student's cell is gone
     ex1 = nb.cells[roles.index("ex1")].source
     assert "doubles_negative_numbers" in ex1 and "weakened" not in ex1  # master, hidden too
@@ -387,3 +400,25 @@ def test_review_flags_code_that_touches_the_grader():
     assert any("changes modules or builtins" in note for note in notes)
     assert any("redefines check or test" in note for note in notes)
     assert gradenotebook.review(_student()) == []
+
+
+def test_folder_reports_mirror_subfolders_and_bad_options_fail_early(tmp_path, capsys):
+    folder, out = tmp_path / "submissions", tmp_path / "grades"
+    for student in ("alice", "bob"):
+        (folder / student).mkdir(parents=True)
+        (folder / student / "Lab.IPYNB").write_text(f"not json from {student}", encoding="utf-8")
+    args = [str(folder), "--out", str(out), "--solutions", str(FIXTURES)]
+    assert grade.main([*args, "--lab", "fixture_lb"]) == grade.EXIT_UNKNOWN_LAB  # a typo
+    assert "unknown lab 'fixture_lb'" in capsys.readouterr().err and not out.exists()
+    assert grade.main([*args, "--lab", "fixture_lab"]) == grade.EXIT_GRADED
+    assert "graded 0 of 2 notebook(s) (2 could not be graded" in capsys.readouterr().out
+    for student in ("alice", "bob"):
+        report = json.loads((out / student / "Lab.json").read_text())
+        assert report["file"].endswith(f"{student}/Lab.IPYNB")
+        assert "invalid JSON" in report["errors"][0] and report["max_total"] == 3.0
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert grade.main([str(empty), "--out", str(out)]) == grade.EXIT_UNREADABLE
+    assert "no .ipynb files" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        grade.main([str(folder), "--jobs", "0"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -57,6 +58,19 @@ def _notebook(*sources, lab="demo"):
 @pytest.mark.parametrize(
     "nb, problem",
     [
+        (_notebook("## HIDDEN TESTS ex1"), "looks like a test header"),
+        (_notebook("### HIDDEN TEST ex1"), "looks like a test header"),
+        (_notebook("### TESTS ex1 (1.5 pts)"), "looks like a test header"),
+        (_notebook('### TESTS ex1 (1 point)\n@test("ex2")\ndef t():\n    pass'), "@test('ex1')"),
+        (
+            _notebook(
+                '### TESTS ex1 (1 point)\n@test("ex1")\ndef t():\n    pass',
+                "### HIDDEN TESTS ex1 (2 points)",
+            ),
+            "points go on the public",
+        ),
+        (_notebook("### TESTS ex1 (1 point)\nx = 1"), "has no @test functions"),
+        (_notebook("### TESTS ex1 (1 point)", lab="lab-9"), "letters, digits and _"),
         (_notebook("### TESTS ex1 (1 point)", lab=None), "no course.lab"),
         (_notebook("### TESTS ex1: no points"), "has no points"),
         (_notebook("### TESTS ex1 (1 point)", "### TESTS ex1 (2 points)"), "a second public TESTS"),
@@ -67,7 +81,7 @@ def _notebook(*sources, lab="demo"):
 def test_parse_rejects_malformed_labs(nb, problem):
     if nb.metadata["course"]["lab"] is None:
         del nb.metadata["course"]
-    with pytest.raises(labformat.LabFormatError, match=problem):
+    with pytest.raises(labformat.LabFormatError, match=re.escape(problem)):
         labformat.parse(nb)
 
 
@@ -140,7 +154,7 @@ def test_build_refuses_to_overwrite_a_hand_edited_lab(workspace, capsys):
     assert "my answer" not in target.read_text()
 
 
-def test_running_a_lab_does_not_count_as_editing_it(workspace):
+def test_running_a_lab_is_not_an_edit_but_its_outputs_are_cleared(workspace, capsys):
     solutions, labs = workspace
     _run(solutions, labs)
     target = labs / "fixture_lab.ipynb"
@@ -149,7 +163,42 @@ def test_running_a_lab_does_not_count_as_editing_it(workspace):
     nb.cells[1].execution_count = 1
     nbformat.write(nb, str(target))
     assert not build.edited_by_hand(nb)
+    capsys.readouterr()
+    assert _run(solutions, labs, "--check") == build.EXIT_OUT_OF_DATE
+    assert "has stored outputs" in capsys.readouterr().out
+    assert _run(solutions, labs) == build.EXIT_OK  # not refused: only outputs differ
+    assert "hello" not in target.read_text()
     assert _run(solutions, labs, "--check") == build.EXIT_OK
+
+
+def test_check_says_when_force_is_needed(workspace, capsys):
+    solutions, labs = workspace
+    _run(solutions, labs)
+    target = labs / "fixture_lab.ipynb"
+    nb = nbformat.read(target, as_version=4)
+    nb.cells[3].source += "\n# my note"
+    nbformat.write(nb, str(target))
+    capsys.readouterr()
+    assert _run(solutions, labs, "--check") == build.EXIT_OUT_OF_DATE
+    assert "python -m utils.build fixture_lab --force" in capsys.readouterr().out
+
+
+def test_a_lab_whose_solution_is_gone_is_reported(workspace, capsys):
+    solutions, labs = workspace
+    _run(solutions, labs)
+    (solutions / "fixture_lab.ipynb").rename(solutions / "renamed.ipynb")
+    capsys.readouterr()
+    assert _run(solutions, labs, "--check") != build.EXIT_OK
+    assert "ORPHAN: " in capsys.readouterr().err
+
+
+def test_a_solution_without_lab_metadata_is_an_error_not_skipped(workspace, capsys):
+    solutions, labs = workspace
+    nb = nbformat.read(solutions / "fixture_lab.ipynb", as_version=4)
+    del nb.metadata["course"]
+    nbformat.write(nb, str(solutions / "fixture_lab.ipynb"))
+    assert _run(solutions, labs) == build.EXIT_REFUSED
+    assert "no course.lab" in capsys.readouterr().err
 
 
 def test_an_unknown_lab_name_is_an_error(workspace, capsys):

@@ -35,6 +35,24 @@ BUGS = {
             "grad[index] = (above - below) / eps",
             {"ex4"},
         ),
+        (
+            "logits_changed_in_place",
+            "shifted = logits - logits.max(axis=1, keepdims=True)",
+            "logits -= logits.max(axis=1, keepdims=True)\n    shifted = logits",
+            {"ex3"},
+        ),
+        (
+            "bias_update_sign",
+            "b -= learning_rate * grad.sum(axis=0)",
+            "b += learning_rate * grad.sum(axis=0)",
+            {"ex5"},
+        ),
+        (
+            "same_order_every_epoch",
+            "order = generator.permutation(len(X))",
+            "order = np.random.default_rng(seed).permutation(len(X))",
+            {"ex5"},
+        ),
     ],
 }
 LABS = [path.stem for path in labformat.solution_paths()]
@@ -76,6 +94,7 @@ def test_every_lab_has_at_least_two_buggy_submissions(lab_id):
 def test_the_solution_earns_full_marks(graded, lab_id):
     report = graded[(lab_id, "solution")]
     assert report["errors"] == [] and report["total"] == report["max_total"] > 0, report
+    assert report["warnings"] == [], report["warnings"]
 
 
 @pytest.mark.parametrize("lab_id", LABS)

@@ -33,7 +33,7 @@ def _define_tests():
 
 def test_check_prints_a_line_per_test_and_a_score(capsys):
     _define_tests()
-    outcomes = selfcheck.check("ex1")
+    assert selfcheck.check("ex1") is None  # a cell ending in check(...) shows only the lines
     lines = capsys.readouterr().out.splitlines()
     assert lines[:3] == [
         "ex1 PASS  passes",
@@ -43,7 +43,8 @@ def test_check_prints_a_line_per_test_and_a_score(capsys):
     assert lines[3].startswith("ex1 FAIL  crashes: SystemExit: 3")
     assert lines[4] == "ex1 score: 1 of 4 public tests passed (the grader also runs hidden tests)"
     assert len(lines) == 5
-    assert [o.status for o in outcomes] == ["pass", "fail", "not attempted", "error"]
+    statuses = [o.status for o in selfcheck.results("ex1")]
+    assert statuses == ["pass", "fail", "not attempted", "error"]
 
 
 def test_rerunning_a_test_cell_replaces_its_tests(capsys):
@@ -58,20 +59,20 @@ def test_a_missing_name_says_to_run_the_exercise_cell():
     def uses_undefined():
         return undefined_student_function()  # noqa: F821
 
-    (outcome,) = selfcheck.check("ex2")
+    (outcome,) = selfcheck.results("ex2")
     assert outcome.status == "fail" and "run the exercise cell above" in outcome.message
 
 
 def test_unknown_exercise_is_explained_not_raised(capsys):
     _define_tests()
-    assert selfcheck.check("ex9") == []
+    assert selfcheck.check("ex9") is None
     assert "no tests are defined for this exercise (defined: ex1)" in capsys.readouterr().out
 
 
 def test_check_is_silent_under_the_grader(monkeypatch, capsys):
     _define_tests()
     monkeypatch.setenv("COURSE_GRADING", "1")
-    assert selfcheck.check("ex1") == [] and capsys.readouterr().out == ""
+    assert selfcheck.check("ex1") is None and capsys.readouterr().out == ""
 
 
 def test_test_needs_an_exercise_id():

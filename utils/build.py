@@ -5,6 +5,10 @@
     python -m utils.build --check         # exit 1, with a diff, if labs/ is out of date
     python -m utils.build --force         # overwrite lab notebooks that were edited by hand
 
+Exit status: 0 when every lab is up to date or was written; 1 when ``--check`` finds a lab
+out of date (or a lab in ``labs/`` whose solution is gone); 2 when a lab was refused (edited
+by hand) or a solution notebook does not follow the lab format (the message says where).
+
 The student version of a solution notebook has every solution region replaced by a stub
 that raises ``NotImplementedError`` (with the region's hints), no hidden test cells, no
 outputs, and metadata ``course = {lab, version, build}``: ``version`` is the hash of the
@@ -113,44 +117,67 @@ def _read(path: Path):
         return None
 
 
+def _has_outputs(nb) -> bool:
+    return any(cell.get("outputs") for cell in nb.cells if cell.cell_type == "code")
+
+
 def build(
     solution: Path, labs_dir: Path, check: bool = False, force: bool = False, out=None
 ) -> int:
     """Build (or with ``check``, compare) the student version of one solution notebook.
 
     Returns:
-        ``EXIT_OK``; ``EXIT_OUT_OF_DATE`` when ``check`` finds a difference; ``EXIT_REFUSED``
-        when the target was edited by hand and ``force`` is not set.
+        ``EXIT_OK``; ``EXIT_OUT_OF_DATE`` when ``check`` finds a difference (cells, stamp, or
+        stored outputs); ``EXIT_REFUSED`` when the target was edited by hand and ``force`` is
+        not set.
     """
     out = out or sys.stdout
     new = student_version(labformat.read(solution))
     target = labs_dir / solution.name
     old = _read(target) if target.exists() else None
     same = old is not None and not diff(old, new, target.name)
+    hand_edited = target.exists() and (old is None or edited_by_hand(old))
     if check:
-        if same:
+        if same and not _has_outputs(old):
             print(f"up to date: {target}", file=out)
             return EXIT_OK
         if old is None:
             print(f"OUT OF DATE: {target} is missing or unreadable", file=out)
+        elif same:
+            print(
+                f"OUT OF DATE: {target} has stored outputs; student versions ship without", file=out
+            )
         else:
             print(f"OUT OF DATE: {target} differs from {solution}:", file=out)
             print(diff(old, new, target.name), file=out)
-        print("Run `python -m utils.build` to regenerate it.", file=out)
+        fix = f"python -m utils.build {solution.stem}" + (" --force" if hand_edited else "")
+        why = " (it was edited by hand, so the build needs --force)" if hand_edited else ""
+        print(f"Run `{fix}` to regenerate it{why}.", file=out)
         return EXIT_OUT_OF_DATE
-    if same:
+    if same and not _has_outputs(old):
         print(f"unchanged: {target}", file=out)
         return EXIT_OK
-    if target.exists() and (old is None or edited_by_hand(old)) and not force:
+    if hand_edited and not force:
         print(
             f"REFUSED: {target} was edited since it was generated, so it was not overwritten. "
-            "Move it away to keep it, or run `python -m utils.build --force` to replace it.",
+            "Move it away to keep it, or run "
+            f"`python -m utils.build {solution.stem} --force` to replace it.",
             file=out,
         )
         return EXIT_REFUSED
     _write_atomic(new, target)
     print(f"wrote {target} (version {new.metadata['course']['version']})", file=out)
     return EXIT_OK
+
+
+def orphans(solutions_dir: Path, labs_dir: Path) -> list[Path]:
+    """Generated labs whose solution notebook is gone (renamed or deleted)."""
+    sources = {path.name for path in labformat.solution_paths(solutions_dir)}
+    return [
+        path
+        for path in sorted(labs_dir.glob("*.ipynb"))
+        if path.name not in sources and (_read(path) or {}).get("metadata", {}).get("course")
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -177,6 +204,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         paths = labformat.solution_paths(args.solutions)
     worst = EXIT_OK
+    if not args.labs:
+        for path in orphans(args.solutions, args.labs_dir):
+            print(
+                f"ORPHAN: {path} was generated from a solution that no longer exists in "
+                f"{args.solutions}; delete it or restore its source",
+                file=sys.stderr,
+            )
+            worst = max(worst, EXIT_OUT_OF_DATE)
     for path in paths:
         try:
             worst = max(worst, build(path, args.labs_dir, args.check, args.force))

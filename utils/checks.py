@@ -48,10 +48,15 @@ def assert_close(actual, expected, what: str, rtol: float = 1e-5, atol: float = 
     if actual.shape != expected.shape:
         _fail(f"{what} (shape)", expected.shape, actual.shape)
     if not np.allclose(actual, expected, rtol=rtol, atol=atol):
-        error = np.abs(actual - expected)
-        worst = np.unravel_index(np.argmax(error), error.shape) if error.ndim else ()
-        _fail(what, f"{float(expected[worst]):.6g} (within rtol={rtol:g}, atol={atol:g})",
-              f"{float(actual[worst]):.6g} at index {tuple(int(i) for i in worst)}")
+        # Point at the entry furthest outside its tolerance (NaN counts as furthest).
+        excess = np.abs(actual - expected) - (atol + rtol * np.abs(expected))
+        excess = np.where(np.isnan(excess), np.inf, excess)
+        worst = np.unravel_index(np.argmax(excess), excess.shape) if excess.ndim else ()
+        _fail(
+            what,
+            f"{float(expected[worst]):.6g} (within rtol={rtol:g}, atol={atol:g})",
+            f"{float(actual[worst]):.6g} at index {tuple(int(i) for i in worst)}",
+        )
 
 
 def assert_param_count(model, expected: int, what: str | None = None) -> None:
@@ -59,9 +64,13 @@ def assert_param_count(model, expected: int, what: str | None = None) -> None:
     found = int(model.count_params())
     if found != expected:
         diff = found - expected
-        _fail(what or f"{model.name} parameter count", f"{expected:,}", f"{found:,}",
-              f"That is {abs(diff):,} {'too many' if diff > 0 else 'too few'}; "
-              "check filter counts, kernel sizes and use_bias.")
+        _fail(
+            what or f"{model.name} parameter count",
+            f"{expected:,}",
+            f"{found:,}",
+            f"That is {abs(diff):,} {'too many' if diff > 0 else 'too few'}; "
+            "check filter counts, kernel sizes and use_bias.",
+        )
 
 
 def assert_layer_shapes(model, expected: Mapping[str, tuple]) -> None:
@@ -74,8 +83,12 @@ def assert_layer_shapes(model, expected: Mapping[str, tuple]) -> None:
     names = [layer.name for layer in model.layers]
     for name, shape in expected.items():
         if name not in names:
-            _fail(f"layer {name!r} in {model.name}", "a layer with that name",
-                  f"only {names}", "Name your layers as the exercise asks.")
+            _fail(
+                f"layer {name!r} in {model.name}",
+                "a layer with that name",
+                f"only {names}",
+                "Name your layers as the exercise asks.",
+            )
         found = _shape(model.get_layer(name).output.shape[1:])
         if found != _shape(shape):
             _fail(f"{name} output shape", _shape(shape), found)
@@ -86,5 +99,9 @@ def assert_accuracy(accuracy: float, minimum: float, dataset: str) -> None:
     if not 0.0 <= minimum <= 1.0:
         raise ValueError(f"minimum={minimum!r} should be a fraction in [0, 1].")
     if accuracy < minimum:
-        _fail(f"test accuracy on {dataset}", f">= {minimum:.4f}", f"{accuracy:.4f}",
-              "Train longer, or check the model for a bug.")
+        _fail(
+            f"test accuracy on {dataset}",
+            f">= {minimum:.4f}",
+            f"{accuracy:.4f}",
+            "Train longer, or check the model for a bug.",
+        )

@@ -284,8 +284,11 @@ def availability(check_online: bool = True) -> dict[str, str]:
         if name == "digits":
             places.append("bundled with scikit-learn")
         if name == "fashion_mnist":
-            places += [f"{label} ({folder})" for label, folder in _fashion_mnist_dirs()
-                       if idx.find(folder, idx.FILES["x_train"]) is not None]
+            places += [
+                f"{label} ({folder})"
+                for label, folder in _fashion_mnist_dirs()
+                if idx.find(folder, idx.FILES["x_train"]) is not None
+            ]
         if (cache.cache_dir() / f"{name}.npz").exists():
             places.append("kit cache")
         if name != "digits" and _tfds_prepared_quietly(name):

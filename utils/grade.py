@@ -31,9 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from utils import gradeexec, gradekernel, labformat
-from utils.gradenotebook import expected_tests, grading_notebook, review
-from utils.gradereport import Report, score, table, write_summary, write_text
+from utils import gradeexec, labformat
+from utils.gradenotebook import grading_notebook, review, test_cell_notes
+from utils.gradereport import Report, collect, table, write_summary, write_text
 
 EXIT_GRADED, EXIT_UNREADABLE, EXIT_UNKNOWN_LAB = 0, 2, 3
 TIMEOUT_S = 300  # per notebook; quick-mode labs grade in well under a minute
@@ -86,57 +86,6 @@ def _kernel_env(quick: bool) -> dict[str, str]:
     return env
 
 
-def _collect(lab, nb, execution, report: Report) -> None:
-    """Fill ``report.exercises`` from the payloads of the injected cells."""
-    payloads, failures = {}, {}
-    for index, cell in enumerate(nb.cells):
-        exercise = cell.metadata.get("grader")
-        if not exercise:
-            report.warnings += [
-                f"{cell.metadata.get('label', f'cell {index}')} raised {out.get('ename')}: "
-                f"{str(out.get('evalue'))[:200]}"
-                for out in cell.get("outputs", [])
-                if out.get("output_type") == "error" and out.get("ename") != "NotImplementedError"
-            ]
-            continue
-        for output in cell.get("outputs", []):
-            data = output.get("data", {}) if output.get("output_type") == "display_data" else {}
-            if gradekernel.MIME in data and data[gradekernel.MIME].get("exercise") == exercise:
-                payloads[exercise] = data[gradekernel.MIME]
-            elif output.get("output_type") == "error":
-                failures[exercise] = f"{output.get('ename')}: {output.get('evalue')}"
-        if exercise not in payloads and exercise not in failures and index > execution.last_cell:
-            failures[exercise] = "not run: " + "; ".join(execution.problems or ["no result"])
-    for exercise in lab.exercises.values():
-        payload = payloads.get(exercise.id, {})
-        ran = {(t["visibility"], t["name"]): t for t in payload.get("tests", [])}
-        why = failures.get(exercise.id) or "; ".join(payload.get("problems", [])) or "not run"
-        tests = [
-            ran.get(key)
-            or {
-                "name": key[1],
-                "visibility": key[0],
-                "status": "error",
-                "message": f"the test did not run ({why})",
-            }
-            for key in expected_tests(exercise)
-        ]
-        report.warnings += [
-            f"{exercise.id}: {note} (undone before testing)"
-            for note in payload.get("tampering", [])
-        ]
-        report.exercises.append(
-            {
-                "id": exercise.id,
-                "title": exercise.title,
-                "points": score(exercise.points, tests),
-                "max_points": exercise.points,
-                "tests": tests,
-            }
-        )
-    report.total = round(sum(entry["points"] for entry in report.exercises), 2)
-
-
 def grade(
     path: str | Path,
     lab_id: str | None = None,
@@ -186,6 +135,7 @@ def grade(
             f"version {lab.version}"
         )
     report.review = review(submission)
+    report.warnings += test_cell_notes(lab, submission)
     memory = int(memory_gb * 2**30) if memory_gb > 0 else None
     nb = grading_notebook(lab, submission, memory, min(test_timeout, timeout))
     with tempfile.TemporaryDirectory(prefix="grade-") as workdir:
@@ -193,27 +143,37 @@ def grade(
             nb, workdir, _kernel_env(quick), timeout, cell_timeout=min(cell_timeout, timeout)
         )
     report.errors += execution.problems
-    _collect(lab, nb, execution, report)
+    report.warnings += execution.interrupted
+    collect(lab, nb, execution, report)
     report.seconds = round(time.monotonic() - started, 1)
     return report
 
 
 def _notebooks(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    """Every notebook under ``folder`` (any case of ``.ipynb``), checkpoints excluded."""
+    return sorted(
+        p
+        for p in folder.rglob("*")
+        if p.suffix.lower() == ".ipynb" and p.is_file() and ".ipynb_checkpoints" not in p.parts
+    )
 
 
-def _grade_safely(path: Path, options: dict) -> Report:
+def _grade_safely(path: Path, options: dict, max_total: float) -> Report:
     """``grade`` that turns every failure into a report (one bad file never stops a batch)."""
     try:
         return grade(path, **options)
     except SubmissionError as error:
-        return Report(str(path), errors=[str(error)])
+        return Report(str(path), errors=[str(error)], max_total=max_total)
     except Exception as error:
-        return Report(str(path), errors=[f"grader error: {type(error).__name__}: {error}"])
+        message = f"grader error: {type(error).__name__}: {error}"
+        return Report(str(path), errors=[message], max_total=max_total)
 
 
 def grade_folder(folder: Path, out: Path, jobs: int = 1, **options) -> list[Report]:
     """Grade every notebook under ``folder`` (``jobs`` kernels at a time); write a report each.
+
+    The report of ``folder/alice/lab0.ipynb`` is ``out/alice/lab0.json``, so submissions
+    with the same file name in different folders keep separate reports.
 
     Returns:
         The reports, in file-name order.
@@ -223,10 +183,12 @@ def grade_folder(folder: Path, out: Path, jobs: int = 1, **options) -> list[Repo
     if jobs < 1:
         raise ValueError(f"jobs={jobs!r}: grade at least 1 notebook at a time")
     paths = _notebooks(folder)
+    lab_id = options.get("lab_id")
+    max_total = labformat.find(lab_id, options["solutions_dir"]).max_points if lab_id else 0.0
 
     def one(path: Path) -> Report:
-        report = _grade_safely(path, options)
-        write_text(out / f"{path.stem}.json", report.to_json())
+        report = _grade_safely(path, options, max_total)
+        write_text(out / path.relative_to(folder).with_suffix(".json"), report.to_json())
         errors = f"  ({'; '.join(report.errors)})" if report.errors else ""
         print(f"{path}: {report.total:g} / {report.max_total:g}{errors}", flush=True)
         return report
@@ -235,14 +197,27 @@ def grade_folder(folder: Path, out: Path, jobs: int = 1, **options) -> list[Repo
         return list(pool.map(one, paths))
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m utils.grade", description="Grade a lab notebook or a folder of them."
+        prog="python -m utils.grade",
+        description="Grade a lab notebook, or every notebook in a folder.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("submission", type=Path, help="a .ipynb file or a folder of them")
-    parser.add_argument("--lab", help="grade as this lab (default: from each notebook's metadata)")
+    parser.add_argument(
+        "--lab",
+        help="the lab expected: notebooks without a lab id are graded as it, notebooks of "
+        "another lab get 0 points and an error (default: each notebook's own lab)",
+    )
     parser.add_argument("--out", type=Path, default=Path("grades"), help="folder for the reports")
     parser.add_argument(
         "--solutions",
@@ -262,9 +237,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--memory-gb", type=float, default=MEMORY_GB, help="0 for no cap")
     parser.add_argument("--full", action="store_true", help="full mode instead of quick mode")
-    parser.add_argument("--quiet", action="store_true", help="print one line per submission")
-    parser.add_argument("--jobs", type=int, default=1, help="notebooks graded at the same time")
+    parser.add_argument("--quiet", action="store_true", help="one line, not a table (one file)")
+    parser.add_argument(
+        "--jobs", type=_positive, default=1, help="notebooks graded at the same time (folders)"
+    )
     args = parser.parse_args(argv)
+    if min(args.timeout, args.cell_timeout, args.test_timeout) <= 0:
+        parser.error("--timeout, --cell-timeout and --test-timeout must be positive")
     options = dict(
         lab_id=args.lab,
         solutions_dir=args.solutions,
@@ -274,10 +253,24 @@ def main(argv: list[str] | None = None) -> int:
         cell_timeout=args.cell_timeout,
         test_timeout=args.test_timeout,
     )
+    if args.lab:  # a typo here would otherwise give every student 0 points
+        try:
+            labformat.find(args.lab, args.solutions)
+        except (LookupError, labformat.LabFormatError) as error:
+            print(f"cannot grade: {error}", file=sys.stderr)
+            return EXIT_UNKNOWN_LAB
     if args.submission.is_dir():
+        if not _notebooks(args.submission):
+            print(f"cannot grade: no .ipynb files in {args.submission}", file=sys.stderr)
+            return EXIT_UNREADABLE
         reports = grade_folder(args.submission, args.out, jobs=args.jobs, **options)
         csv_path, json_path = write_summary(reports, args.out)
-        print(f"graded {len(reports)} notebook(s); wrote {csv_path} and {json_path}")
+        unusable = sum(not r.exercises for r in reports)
+        print(
+            f"graded {len(reports) - unusable} of {len(reports)} notebook(s)"
+            + (f" ({unusable} could not be graded, see their errors)" if unusable else "")
+            + f"; wrote {csv_path} and {json_path}"
+        )
         return EXIT_GRADED
     try:
         report = grade(args.submission, **options)

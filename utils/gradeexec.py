@@ -39,7 +39,8 @@ class Execution:
     last_label: str = ""  # its description, from cell.metadata.label or "cell N"
     died: bool = False
     timed_out: bool = False
-    problems: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what stopped the run
+    interrupted: list[str] = field(default_factory=list)  # cells stopped at the per-cell limit
 
 
 class _CappedClient(NotebookClient):
@@ -104,7 +105,7 @@ def execute(
             ``metadata.timeout`` overrides it).
         max_output_bytes: output kept per cell.
     """
-    result = Execution(nb)
+    result = Execution(nb, last_label="the kernel's start")
     client = _CappedClient(
         nb,
         max_output_bytes,
@@ -142,7 +143,7 @@ def execute(
                     break
                 limit = cell.metadata.get("timeout", cell_timeout)
                 if time.monotonic() - started >= limit and not result.timed_out:
-                    result.problems.append(
+                    result.interrupted.append(
                         f"{result.last_label} ran past the {limit:g} s limit "
                         "per cell and was interrupted"
                     )

@@ -14,9 +14,11 @@ session), the code objects of their functions and the methods of their classes,
 ``sys.modules`` entries, trace and profile hooks, and IPython's input transformers and event
 callbacks. It does so again after the tests (which call the student's code) and publishes
 with the ``display`` function saved by :func:`begin`. What it had to put back is
-reported to the grader as tampering. The tests themselves run in a fresh namespace where
-``test``, ``check``, ``checks`` and ``np`` are the grader's own, whatever the student
-defined under those names.
+reported to the grader as tampering. The tests themselves run in a copy of the student's
+globals where ``test``, ``check``, ``checks`` and ``np`` are the grader's own, whatever the
+student defined under those names. As in the notebook, what a *public* test cell defines (a
+constant, a helper) is then added to the student's globals for the cells after it; what
+hidden test cells define stays private.
 """
 
 from __future__ import annotations
@@ -76,7 +78,9 @@ def _restore_functions(owner, saved: dict, where: str, notes: list[str]) -> None
             setattr(owner, key, function)
             notes.append(f"{where}.{key} was replaced")
         if (function.__code__, function.__defaults__, function.__kwdefaults__) != (
-            code, defaults, kwdefaults
+            code,
+            defaults,
+            kwdefaults,
         ):
             function.__code__, function.__defaults__ = code, defaults
             function.__kwdefaults__ = kwdefaults
@@ -229,13 +233,24 @@ def run_exercise(
         return register
 
     tests, problems = [], []
-    scope = dict(student)  # a copy: the tests' names never reach the student's globals
-    scope.update(test=test, check=lambda *args, **kwargs: None, checks=checks, np=numpy)
+    trusted = {"test": test, "check": lambda *args, **kwargs: None, "checks": checks, "np": numpy}
+    scope = {**student, **trusted}  # a copy: the tests run with the grader's helpers
     for visibility[0], source in sources:
+        before = dict(scope)
         try:
             exec(compile(source, f"<{visibility[0]} tests of {exercise}>", "exec"), scope)
         except Exception as error:  # e.g. a NameError at the top of a test cell
             problems.append(f"{type(error).__name__}: {error}")
+        if visibility[0] == "public":
+            # As in the notebook, names a public test cell defines are there for later cells
+            # (students see these cells anyway); what hidden cells define stays private.
+            student.update(
+                {
+                    key: value
+                    for key, value in scope.items()
+                    if key not in trusted and before.get(key, trusted) is not value
+                }
+            )
     for kind, name, function in registered:
         disarm = _alarm(test_timeout)
         try:

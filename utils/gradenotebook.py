@@ -8,7 +8,6 @@ lists cells whose code touches the grader's machinery, for an instructor to read
 
 from __future__ import annotations
 
-import ast
 import re
 
 from utils import labformat
@@ -26,22 +25,12 @@ SUSPICIOUS = {
 
 def expected_tests(exercise: labformat.Exercise) -> list[tuple[str, str]]:
     """``(visibility, name)`` of every ``@test`` function in an exercise's master cells."""
-    found = []
-    for visibility, sources in (("public", exercise.public), ("hidden", exercise.hidden)):
-        for source in sources:
-            for node in ast.walk(ast.parse(source)):
-                if not isinstance(node, ast.FunctionDef):
-                    continue
-                for decorator in node.decorator_list:
-                    if (
-                        isinstance(decorator, ast.Call)
-                        and getattr(decorator.func, "id", "") == "test"
-                    ):
-                        named = [
-                            a.value for a in decorator.args[1:2] if isinstance(a, ast.Constant)
-                        ]
-                        found.append((visibility, named[0] if named else node.name))
-    return found
+    return [
+        (visibility, name)
+        for visibility, sources in (("public", exercise.public), ("hidden", exercise.hidden))
+        for source in sources
+        for _, name in labformat.declared_tests(source)
+    ]
 
 
 def _grader_cell(exercise: labformat.Exercise, test_timeout: float):
@@ -62,6 +51,35 @@ def _grader_cell(exercise: labformat.Exercise, test_timeout: float):
             "label": f"the tests of {exercise.id}",
         },
     )
+
+
+def cell_label(index: int, source: str) -> str:
+    """How a report names a submission's cell: its position from 1 and its first line."""
+    first = next((line.strip() for line in source.splitlines() if line.strip()), "")
+    return f"cell {index + 1} ({first[:40] + ('...' if len(first) > 40 else '')!r})"
+
+
+def test_cell_notes(lab: labformat.Lab, submission) -> list[str]:
+    """Warnings about the submission's public test cells: missing, or not the master copy."""
+    found: dict[str, str] = {}
+    for cell in submission.cells:
+        header = (
+            labformat.test_header(cell.get("source", ""))
+            if cell.get("cell_type") == "code"
+            else None
+        )
+        if header is not None and not header["hidden"]:
+            found.setdefault(header["exercise"], cell.source)
+    notes = []
+    for exercise in lab.exercises.values():
+        if exercise.id not in found:
+            notes.append(f"the test cell of {exercise.id} is missing; its tests ran at the end")
+        elif found[exercise.id].strip() != exercise.public[0].strip():
+            notes.append(
+                f"the test cell of {exercise.id} differs from the master copy (edited, or from "
+                "another version); the grader ran its own copy, so code written there did not run"
+            )
+    return notes
 
 
 def grading_notebook(
@@ -87,7 +105,7 @@ def grading_notebook(
         if header is None:
             nb.cells.append(
                 nbformat.v4.new_code_cell(
-                    cell.source, metadata={"label": f"cell {index} of the submission"}
+                    cell.source, metadata={"label": cell_label(index, cell.source)}
                 )
             )
         elif header["exercise"] in lab.exercises and header["exercise"] not in placed:
@@ -107,5 +125,5 @@ def review(submission) -> list[str]:
             continue
         for pattern, why in SUSPICIOUS.items():
             if re.search(pattern, cell.source, re.MULTILINE):
-                notes.append(f"cell {index} {why}")
+                notes.append(f"{cell_label(index, cell.source)} {why}")
     return notes

@@ -44,12 +44,17 @@ class Report:
         return None
 
 
+# Errors in student cells that the report does not repeat: unfinished exercises, and the
+# interruption of a cell at its time limit (reported once, on its own).
+QUIET_ERRORS = ("NotImplementedError", "KeyboardInterrupt", "CellTimeout")
+
+
 def score(exercise_points: float, tests: list[dict]) -> float:
-    """Points earned: the exercise's points shared equally among its tests."""
+    """Points earned (not rounded): the exercise's points shared equally among its tests."""
     if not tests:
         return 0.0
     passed = sum(test["status"] == "pass" for test in tests)
-    return round(exercise_points * passed / len(tests), 2)
+    return exercise_points * passed / len(tests)
 
 
 def table(report: Report) -> str:
@@ -110,3 +115,65 @@ def write_summary(reports: list[Report], out_dir: Path) -> tuple[Path, Path]:
     write_text(csv_path, buffer.getvalue())
     write_text(json_path, json.dumps([asdict(report) for report in reports], indent=2))
     return csv_path, json_path
+
+
+def collect(lab, nb, execution, report: Report) -> None:
+    """Fill ``report`` from the executed grading notebook ``nb``.
+
+    Scores come only from the payloads that the injected test cells (``metadata.grader``)
+    published; a test that published nothing is an error, with the reason (a time limit, a
+    dead kernel). Errors raised in the student's cells become warnings.
+    """
+    from utils import gradekernel
+    from utils.gradenotebook import expected_tests
+
+    payloads, failures = {}, {}
+    for index, cell in enumerate(nb.cells):
+        exercise = cell.metadata.get("grader")
+        if not exercise:
+            report.warnings += [
+                f"{cell.metadata.get('label', f'cell {index}')} raised {out.get('ename')}: "
+                f"{str(out.get('evalue'))[:200]}"
+                for out in cell.get("outputs", [])
+                if out.get("output_type") == "error" and out.get("ename") not in QUIET_ERRORS
+            ]
+            continue
+        for output in cell.get("outputs", []):
+            data = output.get("data", {}) if output.get("output_type") == "display_data" else {}
+            if gradekernel.MIME in data and data[gradekernel.MIME].get("exercise") == exercise:
+                payloads[exercise] = data[gradekernel.MIME]
+            elif output.get("output_type") == "error":
+                failures[exercise] = f"{output.get('ename')}: {output.get('evalue')}"
+        if exercise not in payloads and exercise not in failures and index > execution.last_cell:
+            failures[exercise] = "not run: " + "; ".join(execution.problems or ["no result"])
+    total = 0.0
+    for exercise in lab.exercises.values():
+        payload = payloads.get(exercise.id, {})
+        ran = {(t["visibility"], t["name"]): t for t in payload.get("tests", [])}
+        why = failures.get(exercise.id) or "; ".join(payload.get("problems", [])) or "not run"
+        tests = [
+            ran.get(key)
+            or {
+                "name": key[1],
+                "visibility": key[0],
+                "status": "error",
+                "message": f"the test did not run ({why})",
+            }
+            for key in expected_tests(exercise)
+        ]
+        report.warnings += [
+            f"{exercise.id}: {note} (undone before testing)"
+            for note in payload.get("tampering", [])
+        ]
+        earned = score(exercise.points, tests)
+        total += earned
+        report.exercises.append(
+            {
+                "id": exercise.id,
+                "title": exercise.title,
+                "points": round(earned, 2),
+                "max_points": exercise.points,
+                "tests": tests,
+            }
+        )
+    report.total = round(total, 2)  # rounded once, from the exact scores

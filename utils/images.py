@@ -8,8 +8,23 @@ import numpy as np
 
 from utils.data import Dataset
 
-SAMPLE_IMAGES = ("astronaut", "camera", "coins", "moon", "chelsea", "coffee", "brick", "grass",
-                 "gravel", "checkerboard", "horse", "page", "text", "rocket", "clock")
+SAMPLE_IMAGES = (
+    "astronaut",
+    "camera",
+    "coins",
+    "moon",
+    "chelsea",
+    "coffee",
+    "brick",
+    "grass",
+    "gravel",
+    "checkerboard",
+    "horse",
+    "page",
+    "text",
+    "rocket",
+    "clock",
+)
 
 
 def sample_image(name: str = "camera", gray: bool = True) -> np.ndarray:
@@ -35,8 +50,12 @@ def sample_image(name: str = "camera", gray: bool = True) -> np.ndarray:
     return image
 
 
-def adapt(dataset: Dataset, size: tuple[int, int] | None = None, channels: int | None = None,
-          verbose: bool = True) -> Dataset:
+def adapt(
+    dataset: Dataset,
+    size: tuple[int, int] | None = None,
+    channels: int | None = None,
+    verbose: bool = True,
+) -> Dataset:
     """Return ``dataset`` with its images padded/resized to ``size`` and ``channels`` channels.
 
     Growing 28x28 to 32x32 zero-pads 2 pixels on each side (as LeNet-5 did for

@@ -25,6 +25,7 @@ An exercise's points are shared equally among all of its tests, public and hidde
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import re
@@ -36,6 +37,8 @@ TESTS_HEADER = re.compile(
     r"^###\s+(?P<hidden>HIDDEN\s+)?TESTS\s+(?P<exercise>[A-Za-z]\w*)"
     r"(?:\s*\((?P<points>\d+(?:\.\d+)?)\s+points?\))?(?:\s*:\s*(?P<title>.*))?\s*$"
 )
+# Comment lines that are probably a mistyped header ("## HIDDEN TEST ex2", "### TESTS ex1 (2 pts)").
+LOOKS_LIKE_HEADER = re.compile(r"^#{2,}\s*(hidden\s+)?tests?\b", re.IGNORECASE)
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS_DIR = ROOT / "solutions"  # where labs are authored
 LABS_DIR = ROOT / "labs"  # where the student versions are generated
@@ -118,18 +121,57 @@ def strip_solutions(source: str, where: str = "cell") -> str:
     return "\n".join(out)
 
 
+def declared_tests(source: str) -> list[tuple[object, str]]:
+    """``(exercise id given to @test, test name)`` for each ``@test(...)`` function in a cell."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if not isinstance(node, ast.FunctionDef):
+            continue
+        for decorator in node.decorator_list:
+            if isinstance(decorator, ast.Call) and getattr(decorator.func, "id", "") == "test":
+                args = [a.value if isinstance(a, ast.Constant) else None for a in decorator.args]
+                found.append((args[0] if args else None, args[1] if len(args) > 1 else node.name))
+    return found
+
+
+def _check_test_cell(source: str, header, where: str) -> None:
+    """A test cell's @test ids match its header, and hidden headers carry no points."""
+    exercise = header["exercise"]
+    try:
+        tests = declared_tests(source)
+    except SyntaxError as error:
+        raise LabFormatError(f"{where}: the test cell is not valid Python: {error}") from None
+    wrong = [name for given, name in tests if given != exercise]
+    if wrong:
+        raise LabFormatError(
+            f"{where}: tests {wrong} are not declared with @test({exercise!r}) "
+            f"although the cell's header is for {exercise}"
+        )
+    if header["hidden"] and header["points"] is not None:
+        raise LabFormatError(
+            f"{where}: points go on the public '### TESTS {exercise}' header, not on a hidden one"
+        )
+
+
 def parse(nb, path: Path | None = None) -> Lab:
     """Read the exercises, points and tests of a solution notebook.
 
     Raises:
-        LabFormatError: missing lab metadata, a hidden test without a public one, an exercise
-            declared twice or without points, or malformed solution markers.
+        LabFormatError: missing or invalid lab metadata, a test header that does not parse, a
+            hidden test without a public one, an exercise declared twice, without points or
+            without tests, @test ids that disagree with their cell, malformed solution markers.
     """
     where = str(path or "notebook")
     meta = nb.metadata.get("course", {})
     lab_id = meta.get("lab")
     if not lab_id:
-        raise LabFormatError(f"{where}: notebook metadata has no course.lab (the lab id)")
+        raise LabFormatError(
+            f"{where}: the notebook metadata has no course.lab (the lab id); add "
+            '"course": {"lab": "<file name without .ipynb>", "title": "..."} to it (JupyterLab: '
+            "Property Inspector, Advanced Tools, Notebook metadata)"
+        )
+    if not re.fullmatch(r"[A-Za-z]\w*", str(lab_id)):
+        raise LabFormatError(f"{where}: lab id {lab_id!r} should be letters, digits and _ only")
     if path is not None and path.stem != lab_id:
         raise LabFormatError(
             f"{where}: course.lab is {lab_id!r} but the file is {path.name}; "
@@ -140,21 +182,27 @@ def parse(nb, path: Path | None = None) -> Lab:
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
-        strip_solutions(cell.source, f"{where}, cell {index}")  # validates the markers
+        place = f"{where}, cell {index}"
+        strip_solutions(cell.source, place)  # validates the markers
         header = test_header(cell.source)
+        first = cell.source.lstrip("\n").split("\n", 1)[0].strip()
+        if header is None and LOOKS_LIKE_HEADER.match(first):
+            raise LabFormatError(
+                f"{place}: {first!r} looks like a test header but is not one; write "
+                "'### TESTS ex1 (2 points): Title' or '### HIDDEN TESTS ex1'"
+            )
         if header is None:
             continue
+        _check_test_cell(cell.source, header, place)
         exercise = header["exercise"]
         if header["hidden"]:
             hidden.append((exercise, cell.source))
             continue
         if exercise in exercises:
-            raise LabFormatError(
-                f"{where}, cell {index}: a second public TESTS cell for {exercise}"
-            )
+            raise LabFormatError(f"{place}: a second public TESTS cell for {exercise}")
         if header["points"] is None:
             raise LabFormatError(
-                f"{where}, cell {index}: TESTS {exercise} has no points; "
+                f"{place}: TESTS {exercise} has no points; "
                 f"write '### TESTS {exercise} (2 points): title'"
             )
         exercises[exercise] = Exercise(
@@ -166,6 +214,9 @@ def parse(nb, path: Path | None = None) -> Lab:
         exercises[exercise].hidden.append(source)
     if not exercises:
         raise LabFormatError(f"{where}: no '### TESTS exN (P points)' cells, so nothing to grade")
+    for exercise in exercises.values():
+        if not any(declared_tests(source) for source in exercise.public + exercise.hidden):
+            raise LabFormatError(f"{where}: exercise {exercise.id} has no @test functions")
     return Lab(lab_id, meta.get("title", lab_id), cells_hash(nb), exercises, nb, path)
 
 
@@ -178,16 +229,8 @@ def read(path: str | Path) -> Lab:
 
 
 def solution_paths(solutions_dir: str | Path = SOLUTIONS_DIR) -> list[Path]:
-    """Every lab source in ``solutions_dir`` (notebooks whose metadata names a lab)."""
-    paths = []
-    for path in sorted(Path(solutions_dir).glob("*.ipynb")):
-        try:
-            meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {})
-        except (OSError, ValueError):
-            continue
-        if meta.get("course", {}).get("lab"):
-            paths.append(path)
-    return paths
+    """Every lab source in ``solutions_dir``: each notebook there is a lab."""
+    return sorted(Path(solutions_dir).glob("*.ipynb"))
 
 
 def find(lab_id: str, solutions_dir: str | Path = SOLUTIONS_DIR) -> Lab:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,8 +62,12 @@ def _error_outputs(nb):
                 yield index, output
 
 
-def run(path: str | Path, accept: tuple[str, ...] = (), timeout: int = CELL_TIMEOUT_S,
-        cwd: str | Path | None = None) -> RunResult:
+def run(
+    path: str | Path,
+    accept: tuple[str, ...] = (),
+    timeout: int = CELL_TIMEOUT_S,
+    cwd: str | Path | None = None,
+) -> RunResult:
     """Execute a notebook in a fresh kernel, cell by cell, continuing after errors.
 
     Args:
@@ -81,12 +87,19 @@ def run(path: str | Path, accept: tuple[str, ...] = (), timeout: int = CELL_TIME
     nb = nbformat.read(path, as_version=4)
     env = {**os.environ, **test_environment()}
     resources = {"metadata": {"path": str(cwd or path.parent)}}
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", allow_errors=True,
-                            record_timing=False, resources=resources)
+    client = NotebookClient(
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        allow_errors=True,
+        record_timing=False,
+        resources=resources,
+    )
     saved = dict(os.environ)
     os.environ.update(env)  # the kernel inherits this process's environment
     try:
-        client.execute()
+        # The kernel's own stderr (a warning about unencrypted local TCP) is not output.
+        client.execute(stderr=subprocess.DEVNULL)
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -139,7 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("paths", nargs="+")
     args = parser.parse_args(argv)
     for path in args.paths:
-        refresh(path)
+        try:
+            refresh(path)
+        except (RuntimeError, OSError) as error:
+            print(f"not refreshed: {error}", file=sys.stderr)
+            return 1
         print(f"refreshed {path}")
     return 0
 

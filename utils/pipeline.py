@@ -119,13 +119,24 @@ def augmentation(flip: bool = True, crop_padding: int = 4, input_shape=None, nam
         height, width = input_shape[:2]
         # A random shift of up to crop_padding pixels with zero fill equals pad-then-random-crop,
         # and unlike RandomCrop it is exactly the identity at inference.
-        steps.append(layers.RandomTranslation(crop_padding / height, crop_padding / width,
-                                              fill_mode="constant", name=f"{name}_shift"))
+        steps.append(
+            layers.RandomTranslation(
+                crop_padding / height,
+                crop_padding / width,
+                fill_mode="constant",
+                name=f"{name}_shift",
+            )
+        )
     return keras.Sequential(steps, name=name)
 
 
-def make_indices(indices: np.ndarray, y: np.ndarray, batch_size: int, training: bool = False,
-                 seed: int | None = 0):
+def make_indices(
+    indices: np.ndarray,
+    y: np.ndarray,
+    batch_size: int,
+    training: bool = False,
+    seed: int | None = 0,
+):
     """Like :func:`make`, but yields image *indices* ``(B,)`` int32 instead of images.
 
     Used with :func:`on_device`: the images stay on the accelerator, and only the

@@ -42,8 +42,14 @@ def _as_images(images, what: str) -> np.ndarray:
     return images
 
 
-def image_grid(images, labels: Sequence | None = None, class_names: Sequence[str] | None = None,
-               ncols: int = 8, title: str | None = None, cmap: str = "gray") -> Figure:
+def image_grid(
+    images,
+    labels: Sequence | None = None,
+    class_names: Sequence[str] | None = None,
+    ncols: int = 8,
+    title: str | None = None,
+    cmap: str = "gray",
+) -> Figure:
     """Show images ``(N, H, W[, C])`` in a grid, each titled with its label.
 
     Args:
@@ -74,8 +80,9 @@ def image_grid(images, labels: Sequence | None = None, class_names: Sequence[str
     return fig
 
 
-def training_curves(history, metrics: Sequence[str] = ("loss", "accuracy"),
-                    title: str | None = None) -> Figure:
+def training_curves(
+    history, metrics: Sequence[str] = ("loss", "accuracy"), title: str | None = None
+) -> Figure:
     """Plot training (and validation, when present) curves per epoch.
 
     Args:
@@ -104,8 +111,9 @@ def training_curves(history, metrics: Sequence[str] = ("loss", "accuracy"),
     return fig
 
 
-def filter_bank(kernels, ncols: int = 8, titles: Sequence[str] | None = None,
-                title: str | None = None) -> Figure:
+def filter_bank(
+    kernels, ncols: int = 8, titles: Sequence[str] | None = None, title: str | None = None
+) -> Figure:
     """Show convolution kernels, each scaled to its own range.
 
     Args:
@@ -120,8 +128,9 @@ def filter_bank(kernels, ncols: int = 8, titles: Sequence[str] | None = None,
         kernels = np.moveaxis(kernels, -1, 0)
         kernels = kernels[..., 0] if kernels.shape[-1] == 1 else kernels
     elif kernels.ndim != 3:
-        raise ValueError(f"kernels should be (kh, kw, in, filters) or (filters, kh, kw), "
-                         f"got {kernels.shape}.")
+        raise ValueError(
+            f"kernels should be (kh, kw, in, filters) or (filters, kh, kw), got {kernels.shape}."
+        )
     low = kernels.reshape(len(kernels), -1).min(axis=1)
     high = kernels.reshape(len(kernels), -1).max(axis=1)
     span = np.where(high > low, high - low, 1.0)
@@ -143,8 +152,9 @@ def feature_maps(model, layer_name: str, image, ncols: int = 8, max_maps: int = 
 
     image = np.asarray(image, dtype=np.float32)
     if image.shape != tuple(model.input_shape[1:]):
-        raise ValueError(f"image should have the model's input shape {model.input_shape[1:]}, "
-                         f"got {image.shape}.")
+        raise ValueError(
+            f"image should have the model's input shape {model.input_shape[1:]}, got {image.shape}."
+        )
     names = [layer.name for layer in model.layers]
     if layer_name not in names:
         raise ValueError(f"model {model.name!r} has no layer {layer_name!r}; it has {names}.")
@@ -155,12 +165,14 @@ def feature_maps(model, layer_name: str, image, ncols: int = 8, max_maps: int = 
     maps = np.moveaxis(maps[..., :max_maps], -1, 0)
     titles = [f"{layer_name}:{i}" for i in range(len(maps))]
     total = model.get_layer(layer_name).output.shape[-1]
-    return filter_bank(maps, ncols=ncols, titles=titles,
-                       title=f"{layer_name}: {len(maps)} of {total} feature maps")
+    return filter_bank(
+        maps, ncols=ncols, titles=titles, title=f"{layer_name}: {len(maps)} of {total} feature maps"
+    )
 
 
-def confusion_matrix(y_true, y_pred, class_names: Sequence[str], normalize: bool = True,
-                     title: str | None = None) -> Figure:
+def confusion_matrix(
+    y_true, y_pred, class_names: Sequence[str], normalize: bool = True, title: str | None = None
+) -> Figure:
     """Plot the confusion matrix: rows are true classes, columns predictions.
 
     Args:
@@ -186,8 +198,15 @@ def confusion_matrix(y_true, y_pred, class_names: Sequence[str], normalize: bool
     for i in range(n):
         for j in range(n):
             text = f"{values[i, j]:.2f}" if normalize else str(values[i, j])
-            ax.text(j, i, text, ha="center", va="center", fontsize=6,
-                    color="white" if values[i, j] > values.max() / 2 else "black")
+            ax.text(
+                j,
+                i,
+                text,
+                ha="center",
+                va="center",
+                fontsize=6,
+                color="white" if values[i, j] > values.max() / 2 else "black",
+            )
     ax.set_title(title or f"accuracy {np.trace(counts) / max(counts.sum(), 1):.3f}")
     fig.tight_layout()
     return fig

@@ -61,17 +61,22 @@ class Runtime:
         else:
             accel = "none, running on the CPU -- mixed precision would not pay off here"
         name = type(self.strategy).__name__
-        strategy = (f"{name} over {self.num_replicas} devices ({', '.join(self.devices)})"
-                    if self.num_replicas > 1 else "default (one device)")
+        strategy = (
+            f"{name} over {self.num_replicas} devices ({', '.join(self.devices)})"
+            if self.num_replicas > 1
+            else "default (one device)"
+        )
         on = {True: "on", False: "off"}
         seed = "not set" if self.seed is None else f"{self.seed} (Python, NumPy, TensorFlow)"
-        return "\n".join([
-            f"Seed: {seed}; deterministic ops: {on[self.deterministic]}",
-            f"Accelerator: {accel}",
-            f"Strategy: {strategy}; mixed precision: {on[self.mixed_precision]}; "
-            f"XLA: {on[self.xla]}",
-            quick.reason(),
-        ])
+        return "\n".join(
+            [
+                f"Seed: {seed}; deterministic ops: {on[self.deterministic]}",
+                f"Accelerator: {accel}",
+                f"Strategy: {strategy}; mixed precision: {on[self.mixed_precision]}; "
+                f"XLA: {on[self.xla]}",
+                quick.reason(),
+            ]
+        )
 
 
 def _gpu_details(tf) -> tuple[list[str], bool]:
@@ -159,9 +164,17 @@ def setup(
         strategy = tf.distribute.get_strategy()
 
     global _CURRENT
-    _CURRENT = Runtime(seed=seed, quick=quick.is_quick(), gpus=gpus, strategy=strategy,
-                       mixed_precision=use_mixed, xla=use_xla, deterministic=deterministic,
-                       mixed_precision_pays_off=pays_off, devices=devices)
+    _CURRENT = Runtime(
+        seed=seed,
+        quick=quick.is_quick(),
+        gpus=gpus,
+        strategy=strategy,
+        mixed_precision=use_mixed,
+        xla=use_xla,
+        deterministic=deterministic,
+        mixed_precision_pays_off=pays_off,
+        devices=devices,
+    )
     if verbose:
         print(_CURRENT.report())
     return _CURRENT

@@ -99,26 +99,31 @@ def format_outcome(outcome: Outcome) -> str:
     return line + (f": {outcome.message}" if outcome.message else "")
 
 
-def check(exercise: str) -> list[Outcome]:
-    """Run the public tests of ``exercise``, print one line per test and a score line.
+def results(exercise: str) -> list[Outcome]:
+    """Run the public tests of ``exercise`` and return their outcomes (printing nothing)."""
+    return [
+        run_test(exercise, name, function) for name, function in _REGISTRY.get(exercise, {}).items()
+    ]
 
-    Never raises for a wrong answer, so the rest of the notebook still runs. Under the
-    grader (``COURSE_GRADING=1``) it does nothing: the grader runs its own copy of the tests.
 
-    Returns:
-        The outcomes, in the order the tests were defined.
+def check(exercise: str) -> None:
+    """Run the public tests of ``exercise``; print one line per test and a score line.
+
+    Never raises for a wrong answer, so the rest of the notebook still runs, and returns
+    nothing, so a cell ending in ``check("ex1")`` shows only the printed lines (use
+    :func:`results` to get the outcomes). Under the grader (``COURSE_GRADING=1``) it does
+    nothing: the grader runs its own copy of the tests.
     """
     if os.environ.get("COURSE_GRADING") == "1":
-        return []
-    tests = _REGISTRY.get(exercise, {})
-    if not tests:
+        return
+    if not _REGISTRY.get(exercise):
         known = ", ".join(sorted(_REGISTRY)) or "none yet"
         print(
             f"{exercise}: no tests are defined for this exercise (defined: {known}). "
             "Run the exercise's test cell, or check the spelling."
         )
-        return []
-    outcomes = [run_test(exercise, name, function) for name, function in tests.items()]
+        return
+    outcomes = results(exercise)
     for outcome in outcomes:
         print(format_outcome(outcome))
     passed = sum(outcome.passed for outcome in outcomes)
@@ -126,4 +131,3 @@ def check(exercise: str) -> list[Outcome]:
         f"{exercise} score: {passed} of {len(outcomes)} public tests passed"
         " (the grader also runs hidden tests)"
     )
-    return outcomes

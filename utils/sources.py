@@ -74,8 +74,14 @@ def _read_tfds(name: str, download: bool) -> dict[str, np.ndarray]:
     import tensorflow_datasets as tfds
 
     (x_train, y_train), (x_test, y_test) = tfds.as_numpy(
-        tfds.load(name, split=["train", "test"], batch_size=-1, as_supervised=True,
-                  data_dir=str(tfds_data_dir()), download=download)
+        tfds.load(
+            name,
+            split=["train", "test"],
+            batch_size=-1,
+            as_supervised=True,
+            data_dir=str(tfds_data_dir()),
+            download=download,
+        )
     )
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
@@ -122,8 +128,15 @@ def from_keras_cache(name: str, attempts: list[str]):
         return None
     try:
         arrays = _read_keras_files(name, path)
-    except (OSError, ValueError, KeyError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile,
-            FileNotFoundError) as err:
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        EOFError,
+        pickle.UnpicklingError,
+        zipfile.BadZipFile,
+        FileNotFoundError,
+    ) as err:
         attempts.append(f"Keras cache ({path}): unreadable ({err}); delete it to download again")
         return None
     return arrays, f"the Keras cache ({path})"
@@ -135,14 +148,18 @@ def from_download(name: str, attempts: list[str]):
         attempts.append(f"download through tensorflow-datasets: skipped ({OFFLINE_ENV} is set)")
         return None
     if not is_online():
-        attempts.append("download through tensorflow-datasets: no internet connection "
-                        f"(probe of {PROBE_HOST[0]} failed within {PROBE_TIMEOUT_S:g} s)")
+        attempts.append(
+            "download through tensorflow-datasets: no internet connection "
+            f"(probe of {PROBE_HOST[0]} failed within {PROBE_TIMEOUT_S:g} s)"
+        )
         return None
     try:
         import importlib_resources  # noqa: F401  (tfds 4.9.10 cannot download without it)
     except ImportError:
-        attempts.append("download through tensorflow-datasets: the package importlib_resources "
-                        "is missing (pip install -r requirements.txt)")
+        attempts.append(
+            "download through tensorflow-datasets: the package importlib_resources "
+            "is missing (pip install -r requirements.txt)"
+        )
         return None
     print(f"Downloading {name} with tensorflow-datasets into {tfds_data_dir()} (once)...")
     where = f"TensorFlow Datasets download ({tfds_data_dir() / name})"
@@ -158,12 +175,16 @@ def unavailable_message(name: str, attempts: list[str]) -> str:
         "and point TFDS_DATA_DIR at it; `python -m utils.data fetch` prepares it online",
     ]
     if name == "fashion_mnist":
-        ways.append("put the four Fashion-MNIST IDX files (train-images-idx3-ubyte.gz, ...) "
-                    "in a folder and set FASHION_MNIST_DIR to that folder")
+        ways.append(
+            "put the four Fashion-MNIST IDX files (train-images-idx3-ubyte.gz, ...) "
+            "in a folder and set FASHION_MNIST_DIR to that folder"
+        )
         ways.append("on Debian or Ubuntu: sudo apt-get install dataset-fashion-mnist")
     else:
-        ways.append(f"or run on Fashion-MNIST offline: load({name!r}, fallback='fashion_mnist'), "
-                    "after sudo apt-get install dataset-fashion-mnist")
+        ways.append(
+            f"or run on Fashion-MNIST offline: load({name!r}, fallback='fashion_mnist'), "
+            "after sudo apt-get install dataset-fashion-mnist"
+        )
     lines = [f"No source could provide {name!r}."]
     lines += ["Tried:"] + [f"  - {line}" for line in attempts]
     lines += ["Ways to provide it:"] + [f"  {i}. {way}" for i, way in enumerate(ways, 1)]

@@ -101,8 +101,14 @@ def fit(
         if validation_data is not None:
             validation = pipeline.make(*validation_data, batch_size=batch_size)
     # shuffle=False: the pipeline already reshuffles every epoch (seeded).
-    history = trained.fit(train, validation_data=validation, epochs=epochs, shuffle=False,
-                          callbacks=list(callbacks), verbose=verbose)
+    history = trained.fit(
+        train,
+        validation_data=validation,
+        epochs=epochs,
+        shuffle=False,
+        callbacks=list(callbacks),
+        verbose=verbose,
+    )
     history.set_model(model)  # the model itself, also when a device wrapper was trained
     return history
 
@@ -114,15 +120,21 @@ def _on_device(model, runtime, x, y, validation_data, batch_size):
     with runtime.scope():
         wrapper = pipeline.on_device(model, x_all)
         # Same optimizer object: the wrapper's trainable weights are the model's.
-        wrapper.compile(optimizer=model.optimizer, loss=model.loss,
-                        metrics=_metric_names(model), jit_compile=model.jit_compile,
-                        steps_per_execution=model.steps_per_execution)
-    train = pipeline.make_indices(np.arange(len(x)), y, batch_size, training=True,
-                                  seed=runtime.seed)
+        wrapper.compile(
+            optimizer=model.optimizer,
+            loss=model.loss,
+            metrics=_metric_names(model),
+            jit_compile=model.jit_compile,
+            steps_per_execution=model.steps_per_execution,
+        )
+    train = pipeline.make_indices(
+        np.arange(len(x)), y, batch_size, training=True, seed=runtime.seed
+    )
     validation = None
     if validation_data is not None:
-        validation = pipeline.make_indices(np.arange(len(x), len(x_all)), validation_data[1],
-                                           batch_size)
+        validation = pipeline.make_indices(
+            np.arange(len(x), len(x_all)), validation_data[1], batch_size
+        )
     return wrapper, train, validation
 
 
@@ -142,4 +154,3 @@ def predict(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     """Class probabilities ``(N, num_classes)`` for images ``x`` ``(N, H, W, C)``."""
     data = pipeline.make(x, np.zeros(len(x), dtype=np.int64), batch_size)
     return np.asarray(model.predict(data.map(lambda images, _: images), verbose=0))
-
