@@ -98,6 +98,13 @@ def workspace(tmp_path):
     return solutions, labs
 
 
+def _edit_cell(path, index, change):
+    """Rewrite cell ``index`` of the notebook at ``path`` with ``change(source) -> source``."""
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[index].source = change(nb.cells[index].source)
+    nbformat.write(nb, str(path))
+
+
 def _run(solutions, labs, *flags):
     return build.main(["--solutions", str(solutions), "--labs-dir", str(labs), *flags])
 
@@ -123,9 +130,11 @@ def test_check_passes_when_up_to_date_and_shows_a_diff_when_not(workspace, capsy
     _run(solutions, labs)
     capsys.readouterr()
     assert _run(solutions, labs, "--check") == build.EXIT_OK
-    nb = nbformat.read(solutions / "fixture_lab.ipynb", as_version=4)
-    nb.cells[0].source += "\nA sentence added by the instructor."
-    nbformat.write(nb, str(solutions / "fixture_lab.ipynb"))
+    _edit_cell(
+        solutions / "fixture_lab.ipynb",
+        0,
+        lambda text: text + "\nA sentence added by the instructor.",
+    )
     before = (labs / "fixture_lab.ipynb").read_bytes()
     assert _run(solutions, labs, "--check") == build.EXIT_OUT_OF_DATE
     out = capsys.readouterr().out
@@ -139,12 +148,8 @@ def test_build_refuses_to_overwrite_a_hand_edited_lab(workspace, capsys):
     solutions, labs = workspace
     _run(solutions, labs)
     target = labs / "fixture_lab.ipynb"
-    student = nbformat.read(target, as_version=4)
-    student.cells[3].source = "def double(x):\n    return 2 * x  # my answer"
-    nbformat.write(student, str(target))
-    nb = nbformat.read(solutions / "fixture_lab.ipynb", as_version=4)
-    nb.cells[0].source += "\nNew text."
-    nbformat.write(nb, str(solutions / "fixture_lab.ipynb"))
+    _edit_cell(target, 3, lambda _: "def double(x):\n    return 2 * x  # my answer")
+    _edit_cell(solutions / "fixture_lab.ipynb", 0, lambda text: text + "\nNew text.")
     capsys.readouterr()
     assert _run(solutions, labs) == build.EXIT_REFUSED
     out = capsys.readouterr().out
@@ -175,9 +180,7 @@ def test_check_says_when_force_is_needed(workspace, capsys):
     solutions, labs = workspace
     _run(solutions, labs)
     target = labs / "fixture_lab.ipynb"
-    nb = nbformat.read(target, as_version=4)
-    nb.cells[3].source += "\n# my note"
-    nbformat.write(nb, str(target))
+    _edit_cell(target, 3, lambda text: text + "\n# my note")
     capsys.readouterr()
     assert _run(solutions, labs, "--check") == build.EXIT_OUT_OF_DATE
     assert "python -m utils.build fixture_lab --force" in capsys.readouterr().out

@@ -22,12 +22,10 @@ from __future__ import annotations
 import copy
 import difflib
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
-from utils import labformat
+from utils import cache, labformat
 
 EXIT_OK, EXIT_OUT_OF_DATE, EXIT_REFUSED = 0, 1, 2
 
@@ -97,15 +95,8 @@ def edited_by_hand(nb) -> bool:
 def _write_atomic(nb, path: Path) -> None:
     import nbformat
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            nbformat.write(nb, stream)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with cache.atomic_path(path) as tmp:
+        nbformat.write(nb, str(tmp))
 
 
 def _read(path: Path):

@@ -222,26 +222,28 @@ def run_exercise(
     from utils import checks, selfcheck
 
     student = vars(sys.modules["__main__"]) if namespace is None else namespace
-    registered: list[tuple[str, str, object]] = []
-    visibility = ["public"]
+    found: list[tuple[str, object]] = []  # (name, function), in the order they are defined
 
     def test(exercise_id, name=None):
         def register(function):
-            registered.append((visibility[0], name or function.__name__, function))
+            found.append((name or function.__name__, function))
             return function
 
         return register
 
+    registered: list[tuple[str, str, object]] = []  # (visibility, name, function)
     tests, problems = [], []
     trusted = {"test": test, "check": lambda *args, **kwargs: None, "checks": checks, "np": numpy}
     scope = {**student, **trusted}  # a copy: the tests run with the grader's helpers
-    for visibility[0], source in sources:
+    for visibility, source in sources:
         before = dict(scope)
         try:
-            exec(compile(source, f"<{visibility[0]} tests of {exercise}>", "exec"), scope)
+            exec(compile(source, f"<{visibility} tests of {exercise}>", "exec"), scope)
         except Exception as error:  # e.g. a NameError at the top of a test cell
             problems.append(f"{type(error).__name__}: {error}")
-        if visibility[0] == "public":
+        registered += [(visibility, name, function) for name, function in found]
+        found.clear()
+        if visibility == "public":
             # As in the notebook, names a public test cell defines are there for later cells
             # (students see these cells anyway); what hidden cells define stays private.
             student.update(
