@@ -5,7 +5,8 @@
 - nbval compares outputs strictly, but never stderr (TensorFlow's log lines and
   warnings vary by machine) and sanitises timings (tests/nbval_sanitize.cfg).
 - Student notebooks in labs/ are executed by utils.notebooks.run instead of nbval:
-  an unfinished exercise (NotImplementedError) is accepted, any other error fails.
+  an unfinished exercise (NotImplementedError) is accepted, and so is a NameError for a
+  variable that such a cell never assigned; any other error fails.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import shutil
 from pathlib import Path
@@ -88,6 +89,25 @@ def test_parse_rejects_malformed_labs(nb, problem):
 def test_find_names_the_known_labs():
     with pytest.raises(LookupError, match="unknown lab 'nope'.*fixture_lab"):
         labformat.find("nope", FIXTURES)
+
+
+def test_load_functions_runs_only_the_definitions(tmp_path):
+    """A later notebook loads a lab's builder without running its training or its tests."""
+    nb = nbformat.read(FIXTURES / "fixture_lab.ipynb", as_version=4)
+    nb.cells[1:1] = [
+        nbformat.v4.new_code_cell("import math\nTABLE = {'A': [1, 2]}\nSIZE = math.pi\n"
+                                  "raise RuntimeError('a side effect ran')"),
+        nbformat.v4.new_code_cell("%matplotlib inline\ndef area(r):\n"
+                                  "    return SCALE * math.pi * r * r * len(TABLE['A'])\n\n"
+                                  "SCALE = 0.5\nprint('not a definition')"),
+    ]
+    nbformat.write(nb, str(tmp_path / "fixture_lab.ipynb"))
+    area = labformat.load_functions("fixture_lab", ["area"], tmp_path)["area"]
+    assert area(1.0) == pytest.approx(math.pi)
+    with pytest.raises(NameError):  # SIZE = math.pi is not a literal, so it was not run
+        exec("SIZE", area.__globals__)
+    with pytest.raises(LookupError, match="defines no function nope.*area"):
+        labformat.load_functions("fixture_lab", ["nope"], tmp_path)
 
 
 @pytest.fixture

@@ -54,6 +54,11 @@ BUGS = {
             {"ex5"},
         ),
     ],
+    "lab1_lenet": [],  # BUGS lab1_lenet
+    "lab2_alexnet": [],  # BUGS lab2_alexnet
+    "lab3_vgg": [],  # BUGS lab3_vgg
+    "lab4_inception": [],  # BUGS lab4_inception
+    "lab5_resnet": [],  # BUGS lab5_resnet
 }
 LABS = [path.stem for path in labformat.solution_paths()]
 
@@ -68,17 +73,26 @@ def _buggy(lab, old, new):
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """All labs' submissions graded in one batch: {(lab, name): report}."""
-    folder, out = tmp_path_factory.mktemp("lab_submissions"), tmp_path_factory.mktemp("grades")
-    for lab_id in LABS:
-        lab = labformat.find(lab_id)
-        nbformat.write(lab.notebook, str(folder / f"{lab_id}__solution.ipynb"))
-        nbformat.write(build.student_version(lab), str(folder / f"{lab_id}__generated.ipynb"))
-        for name, old, new, _ in BUGS.get(lab_id, []):
-            nbformat.write(_buggy(lab, old, new), str(folder / f"{lab_id}__{name}.ipynb"))
-    assert grade.main([str(folder), "--out", str(out), "--quiet"]) == grade.EXIT_GRADED
-    reports = json.loads((out / "summary.json").read_text())
-    return {tuple(Path(r["file"]).stem.split("__")): r for r in reports}
+    """Grades one lab's submissions in one batch, the first time that lab is asked for
+    (so `pytest -k lab1_lenet` grades only Lab 1): graded(lab_id)[name] is a report."""
+    done = {}
+
+    def reports(lab_id):
+        if lab_id not in done:
+            folder = tmp_path_factory.mktemp(f"{lab_id}_submissions")
+            out = tmp_path_factory.mktemp(f"{lab_id}_grades")
+            lab = labformat.find(lab_id)
+            nbformat.write(lab.notebook, str(folder / "solution.ipynb"))
+            nbformat.write(build.student_version(lab), str(folder / "generated.ipynb"))
+            for name, old, new, _ in BUGS.get(lab_id, []):
+                nbformat.write(_buggy(lab, old, new), str(folder / f"{name}.ipynb"))
+            args = [str(folder), "--out", str(out), "--quiet", "--jobs", "2"]
+            assert grade.main(args) == grade.EXIT_GRADED
+            summary = json.loads((out / "summary.json").read_text())
+            done[lab_id] = {Path(r["file"]).stem: r for r in summary}
+        return done[lab_id]
+
+    return reports
 
 
 def test_there_is_at_least_one_lab():
@@ -92,14 +106,14 @@ def test_every_lab_has_at_least_two_buggy_submissions(lab_id):
 
 @pytest.mark.parametrize("lab_id", LABS)
 def test_the_solution_earns_full_marks(graded, lab_id):
-    report = graded[(lab_id, "solution")]
+    report = graded(lab_id)["solution"]
     assert report["errors"] == [] and report["total"] == report["max_total"] > 0, report
     assert report["warnings"] == [], report["warnings"]
 
 
 @pytest.mark.parametrize("lab_id", LABS)
 def test_the_generated_lab_earns_zero_without_errors(graded, lab_id):
-    report = graded[(lab_id, "generated")]
+    report = graded(lab_id)["generated"]
     assert report["errors"] == [] and report["total"] == 0, report
     statuses = {t["status"] for ex in report["exercises"] for t in ex["tests"]}
     assert statuses == {"not attempted"}, statuses
@@ -110,7 +124,7 @@ def test_the_generated_lab_earns_zero_without_errors(graded, lab_id):
     [(lab_id, name, failing) for lab_id, bugs in BUGS.items() for name, _, _, failing in bugs],
 )
 def test_a_buggy_submission_fails_exactly_the_expected_exercises(graded, lab_id, name, failing):
-    report = graded[(lab_id, name)]
+    report = graded(lab_id)[name]
     found = {ex["id"] for ex in report["exercises"] if ex["points"] < ex["max_points"]}
     assert found == failing, report
     assert 0 < report["total"] < report["max_total"]

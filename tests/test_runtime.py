@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import textwrap
@@ -145,3 +146,25 @@ def test_data_on_device_trains_exactly_like_the_host_pipeline():
     for a, b in zip(host.model.get_weights(), device.model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert training.evaluate(device.model, images, y)["accuracy"] > 0.9
+
+
+class _Chosen(Exception):
+    """Raised by the stand-ins below once fit has chosen its input pipeline."""
+
+
+@pytest.mark.parametrize("gpus, on_device", [([], False), (["GPU 0 (a stand-in)"], True)])
+def test_data_goes_on_the_device_by_default_exactly_when_there_is_a_gpu(monkeypatch, gpus,
+                                                                         on_device):
+    rt = dataclasses.replace(runtime.setup(seed=0, verbose=False), gpus=gpus)
+
+    def chose(where):
+        def stand_in(*args, **kwargs):
+            raise _Chosen(where)
+        return stand_in
+
+    monkeypatch.setattr(training, "_on_device", chose("device"))
+    monkeypatch.setattr(training.pipeline, "make", chose("host"))
+    x, y = toy_data(n=32)
+    with pytest.raises(_Chosen) as chosen:
+        training.fit(tiny_cnn, x, y, epochs=1, runtime=rt, verbose=0)
+    assert str(chosen.value) == ("device" if on_device else "host")

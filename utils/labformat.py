@@ -244,3 +244,47 @@ def find(lab_id: str, solutions_dir: str | Path = SOLUTIONS_DIR) -> Lab:
         known = ", ".join(p.stem for p in solution_paths(solutions_dir)) or "none"
         raise LookupError(f"unknown lab {lab_id!r} (labs in {solutions_dir}: {known})")
     return read(path)
+
+
+def _is_definition(node) -> bool:
+    """Imports, functions, classes and names bound to a literal (``CONFIGS = {"A": [...]}``)."""
+    if isinstance(node, (ast.Import, ast.ImportFrom, ast.FunctionDef, ast.ClassDef)):
+        return True
+    if isinstance(node, (ast.Assign, ast.AnnAssign)) and node.value is not None:
+        try:
+            ast.literal_eval(node.value)
+        except ValueError:
+            return False
+        return True
+    return False
+
+
+def load_functions(lab_id: str, names, solutions_dir: str | Path = SOLUTIONS_DIR) -> dict:
+    """The functions ``names`` of a lab's solution, e.g. a builder for a later notebook.
+
+    Only the lab's top-level definitions run, in a fresh namespace: imports, function and class
+    definitions, and names assigned a literal value. Nothing that trains, loads data or tests.
+
+    Returns:
+        ``{name: function}`` for each of ``names``.
+
+    Raises:
+        LookupError: no such lab, or a name the lab does not define (the message lists them).
+    """
+    from utils import notebooks
+
+    lab = find(lab_id, solutions_dir)
+    kept = []
+    for cell in lab.notebook.cells:
+        if cell.cell_type != "code" or test_header(cell.source):
+            continue
+        tree = ast.parse(notebooks.python_source(cell.source))
+        kept.extend(node for node in tree.body if _is_definition(node))
+    namespace = {"__name__": f"solutions.{lab_id}"}
+    exec(compile(ast.Module(body=kept, type_ignores=[]), str(lab.path), "exec"), namespace)
+    missing = [name for name in names if not callable(namespace.get(name))]
+    if missing:
+        defined = sorted(k for k, v in namespace.items() if callable(v) and not k.startswith("_"))
+        raise LookupError(f"lab {lab_id!r} defines no function {', '.join(missing)} "
+                          f"(it defines: {', '.join(defined) or 'none'})")
+    return {name: namespace[name] for name in names}

@@ -6,8 +6,9 @@ notebook in a fresh kernel with the same settings as ``pytest --nbval``
 stored outputs are always what the current code gives.
 
 :func:`run` is also how the tests execute the student notebooks in ``labs/``:
-cells that raise ``NotImplementedError`` (unfinished exercises) are accepted,
-any other error is reported.
+cells that raise ``NotImplementedError`` (unfinished exercises) are accepted, and so
+is a ``NameError`` for a variable that such a cell never got to assign; any other
+error is reported.
 """
 
 from __future__ import annotations
@@ -72,7 +73,9 @@ def run(
 
     Args:
         path: the ``.ipynb`` file (not modified).
-        accept: exception names that are expected (e.g. ``("NotImplementedError",)``).
+        accept: exception names that are expected (e.g. ``("NotImplementedError",)``). A
+            ``NameError`` for a name that a cell stopped by an accepted error would have
+            bound is accepted too: it is a consequence of the same unfinished exercise.
         timeout: seconds allowed per cell.
         cwd: working directory of the kernel (default: the notebook's folder).
 
@@ -104,12 +107,42 @@ def run(
         os.environ.clear()
         os.environ.update(saved)
     result = RunResult(notebook=nb)
+    unset = set()  # names that cells stopped by an accepted error never bound
     for index, output in _error_outputs(nb):
-        if output["ename"] in accept:
+        missing = re.fullmatch(r"name '(\w+)' is not defined", output.get("evalue", ""))
+        if output["ename"] in accept or (
+            output["ename"] == "NameError" and missing and missing.group(1) in unset
+        ):
             result.accepted.append((index, output["ename"]))
+            unset |= _bound_names(nb.cells[index].source)
         else:
             result.errors.append((index, output["ename"], output.get("evalue", "")))
     return result
+
+
+def python_source(source: str) -> str:
+    """A code cell's source without IPython magics and shell lines, ready for ``ast.parse``."""
+    return "\n".join(line for line in source.splitlines()
+                     if not line.lstrip().startswith(("%", "!")))
+
+
+def _bound_names(source: str) -> set[str]:
+    """Names a cell assigns, defines or imports at any level (magics and shell lines skipped)."""
+    import ast
+
+    try:
+        tree = ast.parse(python_source(source))
+    except SyntaxError:
+        return set()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
 
 
 def strip_logs(nb) -> None:

@@ -53,7 +53,7 @@ def fit(
     metrics: Sequence = ("accuracy",),
     callbacks: Sequence = (),
     compile: bool = True,
-    data_on_device: bool = False,
+    data_on_device: bool | None = None,
     verbose="auto",
 ):
     """Train ``model`` on images ``x`` ``(N, H, W, C)`` and labels ``y`` ``(N,)``.
@@ -71,7 +71,9 @@ def fit(
         compile: False keeps a model's own compile settings.
         data_on_device: copy the images to the accelerator once and send only
             indices per step (:func:`utils.pipeline.on_device`); same batches,
-            same result as the default host pipeline.
+            same result as the host pipeline. None (default): on exactly when the
+            runtime has a GPU, so full runs keep the course's small datasets in
+            device memory and CPU runs use the host pipeline.
         verbose: Keras' progress display ("auto", 0, 1 or 2).
 
     Returns:
@@ -92,6 +94,8 @@ def fit(
                 raise TypeError(f"the builder should return a keras.Model, got {type(model)}.")
         if compile or model.optimizer is None:
             _compile(model, runtime, optimizer, loss, metrics, learning_rate)
+    if data_on_device is None:
+        data_on_device = bool(runtime.gpus)
     if data_on_device:
         trained, train, validation = _on_device(model, runtime, x, y, validation_data, batch_size)
     else:
