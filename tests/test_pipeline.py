@@ -31,6 +31,20 @@ def test_evaluation_keeps_every_image_in_order():
     np.testing.assert_allclose(pixels, x / 255.0, rtol=1e-6)
 
 
+@pytest.mark.parametrize("n, batch_size, sizes", [
+    (10, 4, [2] * 5),  # 2 divides 10 and is half of 4
+    (7, 4, [4, 3]),  # nothing in 2..4 divides 7: the partial batch is kept
+    (12, 5, [4, 4, 4]),  # 4 divides 12 and is at least half of 5
+    (1000, 128, [125] * 8),
+    (3, 128, [3]),
+])
+def test_evaluation_batches_have_one_shape_when_a_close_size_divides_n(n, batch_size, sizes):
+    x, y = images(n)
+    assert [len(b[1]) for b in pipeline.make(x, y, batch_size=batch_size)] == sizes
+    indices = pipeline.make_indices(np.arange(n), y, batch_size=batch_size)
+    assert [len(b[1]) for b in indices] == sizes
+
+
 def test_training_shuffles_differently_each_epoch_but_reproducibly():
     x, y = images(64)
     data = pipeline.make(x, y, batch_size=64, training=True, seed=5)

@@ -54,7 +54,22 @@ def _shuffled_batches(x, y, batch_size: int, training: bool, seed, cache: bool =
         dataset = dataset.cache()
     if training:
         dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+    else:
+        batch_size = even_batch_size(len(x), batch_size)
     return dataset.batch(batch_size, drop_remainder=training)
+
+
+def even_batch_size(n: int, batch_size: int) -> int:
+    """The largest size <= ``batch_size`` that splits ``n`` images into equal batches.
+
+    Evaluation keeps every image, so a last, partial batch would have a new shape, and
+    under XLA a new shape means another compilation. Sizes below half of ``batch_size``
+    are not worth it; then ``batch_size`` is kept (10,000 images at 128 give 125).
+    """
+    for size in range(min(batch_size, n), (batch_size + 1) // 2 - 1, -1):
+        if size > 0 and n % size == 0:
+            return size
+    return batch_size
 
 
 def make(
@@ -71,7 +86,8 @@ def make(
         x: images ``(N, H, W, C)``, uint8 0..255 or float32 0..1.
         y: integer labels ``(N,)``.
         batch_size: global batch size (a mirrored strategy splits it across devices).
-        training: shuffle each epoch and drop the last partial batch.
+        training: shuffle each epoch and drop the last partial batch. Otherwise every
+            image is kept, in order, in batches of :func:`even_batch_size` (one shape).
         seed: shuffle seed (training only).
         cache: keep the arrays in memory after the first epoch.
 
