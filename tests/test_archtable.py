@@ -96,6 +96,27 @@ def test_bottleneck_stages_match_keras_resnet50_without_its_top():
     assert found.params == reference.count_params()
     assert found.layers[-1].shape == tuple(reference.output.shape[1:])
     assert found.depth == 49  # 1 + 16 blocks x 3 convolutions (the fc layer is left out)
+    assert archtable.model_mult_adds(reference) == found.mult_adds
+
+
+def test_model_mult_adds_counts_every_kind_of_kernel_also_in_nested_models():
+    inputs = keras.Input((32, 32, 3))
+    x = keras.Sequential([layers.Conv2D(8, 3, padding="same", name="c1")], name="stem")(inputs)
+    x = layers.BatchNormalization(name="bn")(x)
+    x = layers.Conv2D(8, 3, groups=2, name="c2")(x)
+    x = layers.DepthwiseConv2D(3, name="dw")(x)
+    x = layers.SeparableConv2D(4, 3, name="sep")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    model = keras.Model(inputs, layers.Dense(10, name="fc")(x))
+    expected = (32 * 32 * 3 * 3 * 3 * 8  # c1, inside the nested model
+                + 30 * 30 * 3 * 3 * (8 // 2) * 8  # c2: each filter sees half the channels
+                + 28 * 28 * 3 * 3 * 8  # dw: one 3x3 filter per channel
+                + 26 * 26 * (3 * 3 * 8 + 8 * 4)  # sep: depthwise then pointwise
+                + 4 * 10)  # fc
+    assert archtable.model_mult_adds(model) == expected
+    inputs = keras.Input((16, 3))
+    with pytest.raises(TypeError, match="'conv1d'.*Conv1D"):
+        archtable.model_mult_adds(keras.Model(inputs, layers.Conv1D(2, 3, name="conv1d")(inputs)))
 
 
 def test_lenet_subsampling_and_partial_connections():

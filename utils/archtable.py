@@ -213,3 +213,29 @@ def count(table: list[dict]) -> Summary:
         summary.mult_adds += mult_adds
         summary.depth += depth
     return summary
+
+
+def model_mult_adds(model) -> int:
+    """Multiply-adds per image of a built Keras model, counted as :func:`count` does.
+
+    Conv2D (grouped too), DepthwiseConv2D, SeparableConv2D and Dense layers are counted, also
+    inside nested models: a kernel's weights times the output positions it is applied at.
+    Pooling, normalisation, activations and additions are free, as in the papers.
+    """
+    import keras
+
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            total += model_mult_adds(layer)
+            continue
+        kernels = [w for w in layer.weights if w.path.endswith("kernel")]
+        if not kernels:
+            continue
+        if not isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D,
+                                  keras.layers.SeparableConv2D, keras.layers.Dense)):
+            raise TypeError(f"layer {layer.name!r} ({type(layer).__name__}) has a kernel but "
+                            "model_mult_adds does not know how to count it.")
+        positions = math.prod(layer.output.shape[1:-1])  # output positions, batch axis excluded
+        total += positions * sum(math.prod(w.shape) for w in kernels)
+    return total
