@@ -10,6 +10,7 @@ strategy's scope; ``history.model`` is the trained model.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -77,8 +78,9 @@ def fit(
         verbose: Keras' progress display ("auto", 0, 1 or 2).
 
     Returns:
-        ``keras.callbacks.History`` with ``history.history[metric]`` per epoch and
-        ``history.model`` the trained model.
+        ``keras.callbacks.History`` with ``history.history[metric]`` per epoch,
+        ``history.model`` the trained model and ``history.seconds`` the wall-clock time
+        of training (all epochs, compilation and validation included).
     """
     import keras
 
@@ -104,6 +106,7 @@ def fit(
         validation = None
         if validation_data is not None:
             validation = pipeline.make(*validation_data, batch_size=batch_size)
+    start = time.perf_counter()
     # shuffle=False: the pipeline already reshuffles every epoch (seeded).
     history = trained.fit(
         train,
@@ -113,6 +116,7 @@ def fit(
         callbacks=list(callbacks),
         verbose=verbose,
     )
+    history.seconds = time.perf_counter() - start  # tracing and compilation included
     history.set_model(model)  # the model itself, also when a device wrapper was trained
     return history
 
