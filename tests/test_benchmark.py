@@ -33,3 +33,38 @@ def test_grade_speed_prints_its_figures(capsys):
     assert "lab fixture_lab: 2 submissions, 2 graded without error, jobs=1" in out
     minute = re.search(r"throughput:\s+([\d.]+) notebooks/min", out)
     assert minute and abs(float(minute.group(1)) - figures["notebooks_per_minute"]) < 0.1
+
+
+def test_lab_results_reads_the_result_line_of_a_lab(tmp_path, capsys):
+    import shutil
+    from pathlib import Path
+
+    import nbformat
+
+    from benchmarks import lab_results
+
+    fixture = Path(__file__).parent / "fixtures" / "solutions" / "fixture_lab.ipynb"
+    shutil.copy(fixture, tmp_path)
+    assert lab_results.reporting_labs(tmp_path) == []  # the fixture lab trains nothing
+    nb = nbformat.read(tmp_path / "fixture_lab.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import keras\n"
+        "import numpy as np\n"
+        "from utils import runtime, training\n"
+        "runtime.setup(seed=0, verbose=False)\n"
+        "x = np.random.default_rng(0).random((64, 4, 4, 1), dtype=np.float32)\n"
+        "y = np.arange(64) % 2\n"
+        "def tiny():\n"
+        "    inputs = keras.Input((4, 4, 1))\n"
+        "    outputs = keras.layers.Dense(2, activation='softmax', name='out')(\n"
+        "        keras.layers.Flatten(name='flat')(inputs))\n"
+        "    return keras.Model(inputs, outputs, name='tiny')\n"
+        "history = training.fit(tiny, x, y, epochs=2, batch_size=32, verbose=0)\n"
+        "training.report(history, 0.75, 'toy')"))
+    nbformat.write(nb, str(tmp_path / "fixture_lab.ipynb"))
+    assert lab_results.reporting_labs(tmp_path) == ["fixture_lab"]
+    rows = lab_results.main(["--solutions", str(tmp_path)])
+    assert [(r["lab"], r["model"], r["dataset"], r["accuracy"], r["epochs"]) for r in rows] == [
+        ("fixture_lab", "tiny", "toy", 0.75, 2)]
+    assert 0 < rows[0]["train_seconds"] < rows[0]["notebook_seconds"]
+    assert "fixture_lab      tiny               toy" in capsys.readouterr().out

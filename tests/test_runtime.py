@@ -141,6 +141,10 @@ def test_data_on_device_trains_exactly_like_the_host_pipeline():
                                data_on_device=on_device, verbose=0)
         assert history.model.name == "tiny_cnn"  # the model itself, not the device wrapper
         assert 0 < history.seconds < 600, history.seconds
+        line = training.report(history, 0.5, "toy")
+        found = training.RESULT_LINE.fullmatch(line)
+        assert found and found["model"] == "tiny_cnn" and found["epochs"] == "3", line
+        assert float(found["seconds"]) == pytest.approx(history.seconds, abs=0.05)
         runs.append(history)
     host, device = runs
     assert host.history == device.history
