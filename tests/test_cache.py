@@ -80,6 +80,11 @@ def test_atomic_path_success(tmp_path):
         tmp.write_bytes(b"done")
     assert target.read_bytes() == b"done"
     assert list(tmp_path.glob("*.part")) == [] and list(tmp_path.glob(".*.part")) == []
+    assert target.stat().st_mode & 0o777 == 0o644  # not the temporary file's 0o600
+    target.chmod(0o664)
+    with cache.atomic_path(target) as tmp:
+        tmp.write_bytes(b"again")
+    assert target.stat().st_mode & 0o777 == 0o664  # a replaced file keeps its mode
 
 
 def test_atomic_path_exception_leaves_nothing(tmp_path):

@@ -35,7 +35,9 @@ def cache_dir() -> Path:
 def atomic_path(target: str | Path) -> Iterator[Path]:
     """Yield a temporary path; move it onto ``target`` only if the block succeeds.
 
-    On any exception the temporary file is removed and ``target`` is untouched.
+    On any exception the temporary file is removed and ``target`` is untouched. The file
+    keeps the mode of the ``target`` it replaces, or gets 0o644 (readable by all, like a
+    file written normally), not the owner-only mode of a temporary file.
     """
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -44,6 +46,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        os.chmod(tmp, target.stat().st_mode & 0o777 if target.exists() else 0o644)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
