@@ -90,3 +90,11 @@ def test_refresh_stores_fresh_outputs_and_refuses_broken_notebooks(tmp_path):
     else:
         raise AssertionError("refresh saved a notebook whose cells failed")
     assert broken.read_text() == original
+
+
+def test_kernels_import_this_checkouts_utils(monkeypatch):
+    import os
+
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(["/elsewhere", str(ROOT)]))
+    paths = notebooks.test_environment()["PYTHONPATH"].split(os.pathsep)
+    assert paths == [str(ROOT), "/elsewhere"]  # the repository first, once

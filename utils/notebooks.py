@@ -37,9 +37,14 @@ LOG_LINE = re.compile(
 
 
 def test_environment() -> dict[str, str]:
-    """``TEST_ENV`` merged under the current environment (explicit settings win)."""
+    """``TEST_ENV`` merged under the current environment (explicit settings win), and the
+    repository root first on ``PYTHONPATH``, so kernels import this checkout's ``utils``
+    even where the editable install points elsewhere."""
     env = dict(TEST_ENV)
     env.update({k: v for k, v in os.environ.items() if k in TEST_ENV})
+    root = str(Path(__file__).resolve().parent.parent)
+    paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
+    env["PYTHONPATH"] = os.pathsep.join([root, *paths])
     return env
 
 
