@@ -54,7 +54,56 @@ BUGS = {
             {"ex5"},
         ),
     ],
-    "lab1_lenet": [],  # BUGS lab1_lenet
+    "lab1_lenet": [
+        (
+            "output_size_true_division",
+            "return (size + 2 * padding - kernel) // stride + 1",
+            "return (size + 2 * padding - kernel) / stride + 1",
+            {"ex1"},
+        ),
+        (
+            "same_padding_ignores_stride",
+            "return -(-size // stride)",
+            "return size",
+            {"ex1"},
+        ),
+        (
+            "c3_kernel_3x3",
+            'x = layers.Conv2D(16, 5, activation=activation, name="c3")(x)',
+            'x = layers.Conv2D(16, 3, activation=activation, name="c3")(x)',
+            {"ex2"},
+        ),
+        (
+            "output_not_float32",  # only the hidden mixed-precision test sees it
+            'activation="softmax", dtype="float32", name="output")(x)',
+            'activation="softmax", name="output")(x)',
+            {"ex2"},
+        ),
+        (
+            "num_classes_ignored",  # only the hidden test with 5 classes sees it
+            'outputs = layers.Dense(num_classes, activation="softmax"',
+            'outputs = layers.Dense(10, activation="softmax"',
+            {"ex2"},
+        ),
+        (
+            "c3_table_wraps_backwards",
+            "table[[(j + offset) % 6 for offset in range(3)], j] = True",
+            "table[[(j - offset) % 6 for offset in range(3)], j] = True",
+            {"ex3"},
+        ),
+        (
+            "least_confident_mistakes_first",
+            'order = np.argsort(-confidence[wrong], kind="stable")',
+            'order = np.argsort(confidence[wrong], kind="stable")',
+            {"ex4"},
+        ),
+        (
+            "right_answers_counted_as_mistakes",
+            "wrong = np.flatnonzero(predicted != labels)",
+            "wrong = np.arange(len(labels))",
+            {"ex4"},
+        ),
+    ],  # BUGS lab1_lenet
     "lab2_alexnet": [],  # BUGS lab2_alexnet
     "lab3_vgg": [],  # BUGS lab3_vgg
     "lab4_inception": [],  # BUGS lab4_inception
