@@ -106,7 +106,8 @@ def test_load_functions_runs_only_the_definitions(tmp_path):
     assert area(1.0) == pytest.approx(math.pi)
     with pytest.raises(NameError):  # SIZE = math.pi is not a literal, so it was not run
         exec("SIZE", area.__globals__)
-    with pytest.raises(LookupError, match="defines no function nope.*area"):
+    assert labformat.load_functions("fixture_lab", ["TABLE"], tmp_path) == {"TABLE": {"A": [1, 2]}}
+    with pytest.raises(LookupError, match="defines no nope.*SCALE, TABLE, area"):
         labformat.load_functions("fixture_lab", ["nope"], tmp_path)
 
 

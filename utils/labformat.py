@@ -260,13 +260,14 @@ def _is_definition(node) -> bool:
 
 
 def load_functions(lab_id: str, names, solutions_dir: str | Path = SOLUTIONS_DIR) -> dict:
-    """The functions ``names`` of a lab's solution, e.g. a builder for a later notebook.
+    """The functions (or literal constants) ``names`` of a lab's solution, e.g. a builder
+    and its configuration table for a later notebook.
 
     Only the lab's top-level definitions run, in a fresh namespace: imports, function and class
     definitions, and names assigned a literal value. Nothing that trains, loads data or tests.
 
     Returns:
-        ``{name: function}`` for each of ``names``.
+        ``{name: object}`` for each of ``names``.
 
     Raises:
         LookupError: no such lab, or a name the lab does not define (the message lists them).
@@ -282,9 +283,10 @@ def load_functions(lab_id: str, names, solutions_dir: str | Path = SOLUTIONS_DIR
         kept.extend(node for node in tree.body if _is_definition(node))
     namespace = {"__name__": f"solutions.{lab_id}"}
     exec(compile(ast.Module(body=kept, type_ignores=[]), str(lab.path), "exec"), namespace)
-    missing = [name for name in names if not callable(namespace.get(name))]
+    missing = [name for name in names if name not in namespace or name.startswith("__")]
     if missing:
-        defined = sorted(k for k, v in namespace.items() if callable(v) and not k.startswith("_"))
-        raise LookupError(f"lab {lab_id!r} defines no function {', '.join(missing)} "
+        defined = sorted(k for k, v in namespace.items()
+                         if not k.startswith("_") and (callable(v) or k.isupper()))
+        raise LookupError(f"lab {lab_id!r} defines no {', '.join(missing)} "
                           f"(it defines: {', '.join(defined) or 'none'})")
     return {name: namespace[name] for name in names}
