@@ -93,3 +93,25 @@ def test_augmentation_is_identity_at_inference_and_random_in_training():
 def test_augmentation_needs_input_shape_for_cropping():
     with pytest.raises(ValueError, match="input_shape"):
         pipeline.augmentation(crop_padding=4)
+
+
+def test_the_shift_is_a_random_crop_of_the_padded_image_per_image_and_compiles_under_xla():
+    import tensorflow as tf
+
+    pad = 2
+    block = pipeline.augmentation(flip=False, crop_padding=pad, input_shape=(6, 6, 1))
+    x = np.random.default_rng(1).random((16, 6, 6, 1)).astype(np.float32) + 1.0  # no zeros
+    shifted = np.asarray(block(x, training=True))
+    padded = np.pad(x, [(0, 0), (pad, pad), (pad, pad), (0, 0)])
+    offsets = []
+    for image, source in zip(shifted, padded, strict=True):
+        found = [(r, c) for r in range(2 * pad + 1) for c in range(2 * pad + 1)
+                 if np.array_equal(source[r:r + 6, c:c + 6], image)]
+        assert found, "a shifted image is not a crop of the zero-padded image"
+        offsets.append(found[0])
+    assert len(set(offsets)) > 3, f"every image should get its own offset, got {set(offsets)}"
+    # Keras turns XLA off for a whole model when one layer has supports_jit=False
+    # (RandomTranslation and RandomCrop do); these layers compile under XLA.
+    assert all(layer.supports_jit for layer in block.layers)
+    compiled = tf.function(lambda images: block(images, training=True), jit_compile=True)
+    assert compiled(tf.constant(x)).shape == x.shape

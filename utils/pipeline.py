@@ -21,6 +21,8 @@ inference, so evaluation needs no special case.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 AUTOTUNE = -1  # tf.data.AUTOTUNE
@@ -132,18 +134,49 @@ def augmentation(flip: bool = True, crop_padding: int = 4, input_shape=None, nam
     if crop_padding:
         if input_shape is None or len(input_shape) != 3:
             raise ValueError(f"input_shape=(H, W, C) is needed for cropping, got {input_shape!r}.")
-        height, width = input_shape[:2]
-        # A random shift of up to crop_padding pixels with zero fill equals pad-then-random-crop,
-        # and unlike RandomCrop it is exactly the identity at inference.
-        steps.append(
-            layers.RandomTranslation(
-                crop_padding / height,
-                crop_padding / width,
-                fill_mode="constant",
-                name=f"{name}_shift",
-            )
-        )
+        steps.append(_random_shift_class()(crop_padding, name=f"{name}_shift"))
     return keras.Sequential(steps, name=name)
+
+
+@functools.cache
+def _random_shift_class():
+    """The RandomShift layer class (made on first use: importing utils must not import Keras)."""
+    import keras
+    from keras import ops
+
+    class RandomShift(keras.layers.Layer):
+        """Shift each image by its own random offset of up to ``padding`` pixels, zero fill.
+
+        The same as padding by ``padding`` and cropping back at a random offset, but exactly
+        the identity at inference. Written with gathers, so it compiles under XLA, unlike
+        Keras' RandomTranslation and RandomCrop, which turn XLA off for the whole model.
+        Input and output ``(B, H, W, C)``.
+        """
+
+        def __init__(self, padding, seed=None, **kwargs):
+            super().__init__(**kwargs)
+            self.padding, self.seed = int(padding), seed
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+        def call(self, images, training=None):
+            if not training:
+                return images
+            pad = self.padding
+            batch, height, width = ops.shape(images)[0], images.shape[1], images.shape[2]
+            padded = ops.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+            offsets = keras.random.randint((batch, 2), 0, 2 * pad + 1, seed=self.seed_generator)
+            rows = offsets[:, :1] + ops.arange(height)[None, :]  # (B, H): source rows
+            cols = offsets[:, 1:] + ops.arange(width)[None, :]  # (B, W): source columns
+            shifted = ops.take_along_axis(padded, rows[:, :, None, None], axis=1)
+            return ops.take_along_axis(shifted, cols[:, None, :, None], axis=2)
+
+        def compute_output_shape(self, input_shape):
+            return input_shape
+
+        def get_config(self):
+            return {**super().get_config(), "padding": self.padding, "seed": self.seed}
+
+    return RandomShift
 
 
 def make_indices(
