@@ -115,6 +115,12 @@ def test_mirrored_strategy_on_two_logical_cpus():
         on_device = training.fit(tiny_cnn, x, y, epochs=3, batch_size=32, runtime=rt,
                                  data_on_device=True, verbose=0)
         print("DEVICE_LOSS", on_device.history["loss"][0], on_device.history["loss"][-1])
+        # An optimizer object made outside the strategy's scope (TensorFlow would refuse it).
+        import keras
+        sgd = keras.optimizers.SGD(keras.optimizers.schedules.CosineDecay(0.05, 12), momentum=0.9)
+        scheduled = training.fit(tiny_cnn, x, y, epochs=3, batch_size=32, runtime=rt,
+                                 optimizer=sgd, verbose=0)
+        print("SGD_LOSS", scheduled.history["loss"][0], scheduled.history["loss"][-1])
     """)
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
                           text=True, timeout=300)
@@ -127,6 +133,9 @@ def test_mirrored_strategy_on_two_logical_cpus():
     assert last < first
     first, last = map(float, next(ln for ln in done.stdout.splitlines()
                                   if ln.startswith("DEVICE_LOSS")).split()[1:])
+    assert last < first
+    first, last = map(float, next(ln for ln in done.stdout.splitlines()
+                                  if ln.startswith("SGD_LOSS")).split()[1:])
     assert last < first
 
 

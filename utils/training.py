@@ -29,6 +29,16 @@ def _compile(model, runtime, optimizer, loss, metrics, learning_rate):
         optimizer = keras.optimizers.get(optimizer)
         if learning_rate is not None:
             optimizer.learning_rate = learning_rate
+    elif runtime.num_replicas > 1 and isinstance(optimizer, keras.optimizers.Optimizer):
+        # An optimizer belongs to the strategy it was made under (TensorFlow refuses to mix
+        # them), and notebooks make theirs outside the scope: remake it here, inside.
+        try:
+            optimizer = type(optimizer).from_config(optimizer.get_config())
+        except Exception as error:
+            raise ValueError(
+                f"could not remake {type(optimizer).__name__} inside the distribution "
+                f"strategy's scope ({error}); pass optimizer=a string like 'adam', or make the "
+                "optimizer inside `with runtime.scope():`") from error
     model.compile(
         optimizer=optimizer,
         loss=loss,
@@ -68,7 +78,9 @@ def fit(
         batch_size: global batch size.
         validation_data: ``(x_val, y_val)``, evaluated after each epoch.
         runtime: from :func:`utils.runtime.setup`; default the current one.
-        optimizer, learning_rate, loss, metrics: passed to ``model.compile``.
+        optimizer, learning_rate, loss, metrics: passed to ``model.compile``. An optimizer
+            object (with a learning-rate schedule, say) is remade from its config inside a
+            multi-device strategy's scope, so it may be created anywhere.
         callbacks: Keras callbacks.
         compile: False keeps a model's own compile settings.
         data_on_device: copy the images to the accelerator once and send only
