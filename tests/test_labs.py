@@ -104,10 +104,174 @@ BUGS = {
             {"ex4"},
         ),
     ],  # BUGS lab1_lenet
-    "lab2_alexnet": [],  # BUGS lab2_alexnet
-    "lab3_vgg": [],  # BUGS lab3_vgg
-    "lab4_inception": [],  # BUGS lab4_inception
-    "lab5_resnet": [],  # BUGS lab5_resnet
+    "lab2_alexnet": [
+        (
+            "conv_params_without_bias",
+            "params = filters * (kernel_size * kernel_size * channels // groups + 1)",
+            "params = filters * kernel_size * kernel_size * channels // groups",
+            {"ex1"},
+        ),
+        (
+            "lrn_alpha_divided_by_n",  # Caffe's and PyTorch's convention, not the paper's
+            "return inputs / ops.power(self.k + self.alpha * window_sum, self.beta)",
+            "return inputs / ops.power(self.k + self.alpha / self.n * window_sum, self.beta)",
+            {"ex2"},
+        ),
+        (
+            "alexnet_conv2_without_groups",
+            'x = layers.Conv2D(256, 5, padding="same", groups=2, '
+            'activation="relu", name="conv2")(x)',
+            'x = layers.Conv2D(256, 5, padding="same", activation="relu", name="conv2")(x)',
+            {"ex3"},
+        ),
+        (
+            "non_overlapping_pooling",  # same shapes and counts: only a hidden test sees it
+            'x = layers.MaxPooling2D(pool_size=3, strides=2, name="pool1")(x)',
+            'x = layers.MaxPooling2D(pool_size=2, strides=2, name="pool1")(x)',
+            {"ex3"},
+        ),
+        (
+            "colour_shift_with_square_root_eigenvalues",  # only a hidden test sees it
+            "shifts = ops.matmul(alphas * self.eigenvalues, ops.transpose(self.eigenvectors))",
+            "shifts = ops.matmul(alphas * np.sqrt(self.eigenvalues), "
+            "ops.transpose(self.eigenvectors))",
+            {"ex4"},
+        ),
+        (
+            "hidden_layers_always_relu",  # only a hidden test sees it
+            "x = layers.Dense(round(units * width), activation=activation,",
+            'x = layers.Dense(round(units * width), activation="relu",',
+            {"ex5"},
+        ),
+    ],  # BUGS lab2_alexnet
+    "lab3_vgg": [  # BUGS lab3_vgg
+        (
+            "conv1_read_as_3x3",
+            'kernel = int(kind.removeprefix("conv"))',
+            "kernel = 3",
+            {"ex1"},
+        ),
+        (
+            "valid_padding",
+            'x = layers.Conv2D(filters, kernel, padding="same", use_bias=not batch_norm,',
+            'x = layers.Conv2D(filters, kernel, padding="valid", use_bias=not batch_norm,',
+            {"ex1", "ex5"},
+        ),
+        (
+            "param_count_without_biases",
+            "total += kernel * kernel * channels * filters + filters",
+            "total += kernel * kernel * channels * filters",
+            {"ex2"},
+        ),
+        (
+            "stride_applied_too_early",
+            "        field += (kernel - 1) * jump\n        jump *= stride",
+            "        jump *= stride\n        field += (kernel - 1) * jump",
+            {"ex3"},
+        ),
+        (
+            "gradient_of_the_whole_output",
+            "unit = output[0, output.shape[1] // 2, output.shape[2] // 2, 0]",
+            "unit = tf.reduce_sum(output)",
+            {"ex4"},
+        ),
+        (
+            "rows_and_columns_swapped",
+            "return int(rows[-1] - rows[0] + 1), int(cols[-1] - cols[0] + 1)",
+            "return int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)",
+            {"ex4"},
+        ),
+        (
+            "softmax_output_not_float32",
+            'outputs = layers.Dense(num_classes, activation="softmax", name="predictions", '
+            'dtype="float32")(x)',
+            'outputs = layers.Dense(num_classes, activation="softmax", name="predictions")(x)',
+            {"ex5"},
+        ),
+        (
+            "no_augmentation",
+            "x = pipeline.augmentation(input_shape=input_shape)(inputs) if augment else inputs",
+            "x = inputs",
+            {"ex5"},
+        ),
+    ],
+    "lab4_inception": [  # BUGS lab4_inception
+        (
+            "branches_concatenated_out_of_order",
+            "([branch1, branch3, branch5, pooled])",
+            "([pooled, branch1, branch3, branch5])",
+            {"ex1"},
+        ),
+        (
+            "batch_norm_not_passed_to_the_1x1_branch",
+            'branch1 = conv_unit(x, f1, 1, f"{name}_1x1", batch_norm=batch_norm)',
+            'branch1 = conv_unit(x, f1, 1, f"{name}_1x1")',
+            {"ex1", "ex5"},
+        ),
+        (
+            "cost_without_biases",
+            "params = sum(k * k * c_in * c_out + c_out for k, c_in, c_out in convolutions)",
+            "params = sum(k * k * c_in * c_out for k, c_in, c_out in convolutions)",
+            {"ex2"},
+        ),
+        (
+            "auxiliary_max_pooling",
+            'x = layers.AveragePooling2D(pool_size=5, strides=3, name=f"{name}_pool")(x)',
+            'x = layers.MaxPooling2D(pool_size=5, strides=3, name=f"{name}_pool")(x)',
+            {"ex3"},
+        ),
+        (
+            "first_auxiliary_head_after_4c",
+            'if aux and module in ("4a", "4d"):',
+            'if aux and module in ("4c", "4d"):',
+            {"ex4"},
+        ),
+        (
+            "pooling_before_the_first_stage_too",
+            "if index:\n            x = layers.MaxPooling2D(",
+            "if True:\n            x = layers.MaxPooling2D(",
+            {"ex5"},
+        ),
+    ],
+    "lab5_resnet": [
+        (
+            "relu_before_the_addition",
+            'y = conv_bn(y, filters, 3, name=layer_name(name, "2"))\n    if shortcut is not None:',
+            'y = conv_bn(y, filters, 3, name=layer_name(name, "2"))\n'
+            '    y = layers.Activation("relu")(y)\n    if shortcut is not None:',
+            {"ex1"},
+        ),
+        (
+            "bottleneck_without_4x_expansion",
+            "4 * filters",
+            "2 * filters",
+            {"ex2", "ex3"},
+        ),
+        (
+            "first_stage_also_strides",
+            "stride = 2 if i == 0 and stage > 0 else 1",
+            "stride = 2 if i == 0 else 1",
+            {"ex3"},
+        ),
+        (
+            "projection_shortcuts_in_the_cifar_nets",
+            'shortcut="zero_pad" if residual else None',
+            'shortcut="projection" if residual else None',
+            {"ex4"},
+        ),
+        (
+            "gradients_in_inference_mode",
+            "probabilities = model(x, training=True)",
+            "probabilities = model(x, training=False)",
+            {"ex5"},
+        ),
+        (
+            "squared_norm",
+            "np.linalg.norm(np.asarray(gradient))",
+            "np.sum(np.square(gradient))",
+            {"ex5"},
+        ),
+    ],  # BUGS lab5_resnet
 }
 LABS = [path.stem for path in labformat.solution_paths()]
 

@@ -146,6 +146,9 @@ def setup(
     if use_mixed and not gpus:
         raise ValueError("mixed_precision=True needs a GPU; on a CPU float16 is emulated and slow.")
     keras.mixed_precision.set_global_policy("mixed_float16" if use_mixed else "float32")
+    # Notebooks that train several models make TensorFlow warn about "retracing" into their
+    # outputs; that is expected here, so TensorFlow's Python warnings are hidden (errors stay).
+    tf.get_logger().setLevel("ERROR")
 
     if seed is not None:
         keras.utils.set_random_seed(seed)
