@@ -98,3 +98,8 @@ def test_kernels_import_this_checkouts_utils(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(["/elsewhere", str(ROOT)]))
     paths = notebooks.test_environment()["PYTHONPATH"].split(os.pathsep)
     assert paths == [str(ROOT), "/elsewhere"]  # the repository first, once
+
+
+def test_parse_cell_skips_magics_and_shell_lines():
+    tree = notebooks.parse_cell("%matplotlib inline\n!ls\nx = 1\n  %time y = 2")
+    assert [type(node).__name__ for node in tree.body] == ["Assign"]

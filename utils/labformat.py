@@ -123,8 +123,10 @@ def strip_solutions(source: str, where: str = "cell") -> str:
 
 def declared_tests(source: str) -> list[tuple[object, str]]:
     """``(exercise id given to @test, test name)`` for each ``@test(...)`` function in a cell."""
+    from utils import notebooks
+
     found = []
-    for node in ast.walk(ast.parse(source)):
+    for node in ast.walk(notebooks.parse_cell(source)):
         if not isinstance(node, ast.FunctionDef):
             continue
         for decorator in node.decorator_list:
@@ -279,7 +281,7 @@ def load_functions(lab_id: str, names, solutions_dir: str | Path = SOLUTIONS_DIR
     for cell in lab.notebook.cells:
         if cell.cell_type != "code" or test_header(cell.source):
             continue
-        tree = ast.parse(notebooks.python_source(cell.source))
+        tree = notebooks.parse_cell(cell.source)
         kept.extend(node for node in tree.body if _is_definition(node))
     namespace = {"__name__": f"solutions.{lab_id}"}
     exec(compile(ast.Module(body=kept, type_ignores=[]), str(lab.path), "exec"), namespace)

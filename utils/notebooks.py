@@ -17,6 +17,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -131,12 +132,28 @@ def python_source(source: str) -> str:
                      if not line.lstrip().startswith(("%", "!")))
 
 
+_PARSE_LOCK = threading.Lock()
+
+
+def parse_cell(source: str):
+    """``ast.parse`` of a code cell without its magics and shell lines, one thread at a time.
+
+    The grader grades notebooks in threads, and CPython 3.11 before 3.11.8 can fail with
+    "SystemError: AST constructor recursion depth mismatch" when two threads parse at once
+    (python/cpython#106905).
+    """
+    import ast
+
+    with _PARSE_LOCK:
+        return ast.parse(python_source(source))
+
+
 def _bound_names(source: str) -> set[str]:
     """Names a cell assigns, defines or imports at any level (magics and shell lines skipped)."""
     import ast
 
     try:
-        tree = ast.parse(python_source(source))
+        tree = parse_cell(source)
     except SyntaxError:
         return set()
     names = set()
