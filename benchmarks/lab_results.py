@@ -1,9 +1,10 @@
 """Per-lab results: test accuracy and training time of each lab's main model, as the lab trains it.
 
-Run:  python -m benchmarks.lab_results [LAB ...] [--full]
+Run:  python -m benchmarks.lab_results [LAB ...] [--size smoke|cpu|full] [--full]
 
 It executes each solution notebook (``solutions/<lab>.ipynb``, all labs by default) top to
-bottom in a fresh kernel, in quick mode unless ``--full`` (``COURSE_QUICK=0``), and reads the
+bottom in a fresh kernel at the chosen size (``COURSE_SIZE``; default cpu, ``--full`` is
+``--size full``), and reads the
 line that the lab prints with ``training.report`` after training its main model::
 
     Result: lenet5 on fashion_mnist: test accuracy 0.9102, 2 epochs in 12.3 s
@@ -29,20 +30,22 @@ def reporting_labs(solutions_dir=labformat.SOLUTIONS_DIR) -> list[str]:
             if "training.report(" in path.read_text(encoding="utf-8")]
 
 
-def run_lab(lab_id: str, full: bool, solutions_dir=labformat.SOLUTIONS_DIR) -> dict:
-    """Execute one lab's solution notebook and return its result line's figures."""
+def run_lab(lab_id: str, size: str, solutions_dir=labformat.SOLUTIONS_DIR) -> dict:
+    """Execute one lab's solution notebook at ``size`` and return its result line's figures."""
     path = labformat.find(lab_id, solutions_dir).path
-    saved = os.environ.get("COURSE_QUICK")
-    os.environ["COURSE_QUICK"] = "0" if full else "1"
+    saved = {name: os.environ.get(name) for name in ("COURSE_SIZE", "COURSE_QUICK")}
+    os.environ["COURSE_SIZE"] = size
+    os.environ.pop("COURSE_QUICK", None)
     try:
         started = time.perf_counter()
         result = notebooks.run(path, timeout=CELL_TIMEOUT_S)
         seconds = time.perf_counter() - started
     finally:
-        if saved is None:
-            os.environ.pop("COURSE_QUICK", None)
-        else:
-            os.environ["COURSE_QUICK"] = saved
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
     if result.errors:
         raise RuntimeError(f"{path.name} failed: {result.errors}")
     text = "".join(output.get("text", "") for cell in result.notebook.cells
@@ -61,16 +64,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.lab_results")
     parser.add_argument("labs", nargs="*",
                         help="lab ids (default: every lab that calls training.report)")
-    parser.add_argument("--full", action="store_true", help="full run (COURSE_QUICK=0)")
+    parser.add_argument("--size", choices=["smoke", "cpu", "full"], default="cpu",
+                        help="run size (default cpu, what a laptop without a GPU gets)")
+    parser.add_argument("--full", action="store_true", help="the same as --size full")
     parser.add_argument("--solutions", default=labformat.SOLUTIONS_DIR)
     args = parser.parse_args(argv)
     labs = args.labs or reporting_labs(args.solutions)
-    print(f"{'full' if args.full else 'quick'} mode")
+    size = "full" if args.full else args.size
+    print(f"size: {size}")
     print(f"{'lab':16s} {'model':18s} {'data':14s} {'accuracy':>8s} {'epochs':>6s} "
           f"{'training':>9s} {'notebook':>9s}")
     rows = []
     for lab_id in labs:
-        row = run_lab(lab_id, args.full, args.solutions)
+        row = run_lab(lab_id, size, args.solutions)
         rows.append(row)
         print(f"{lab_id:16s} {row['model']:18s} {row['dataset']:14s} {row['accuracy']:8.4f} "
               f"{row['epochs']:6d} {row['train_seconds']:8.1f}s {row['notebook_seconds']:8.1f}s",

@@ -114,10 +114,15 @@ def test_load_full_mode_with_sizes():
 
 
 @needs_debian
-def test_load_quick_mode_follows_course_quick(monkeypatch):
-    monkeypatch.setenv("COURSE_QUICK", "1")
+def test_load_subsets_exactly_at_the_smoke_size(monkeypatch):
+    monkeypatch.delenv("COURSE_QUICK", raising=False)
+    monkeypatch.setenv("COURSE_SIZE", "smoke")
     ds = data.load("fashion_mnist", test_size=20, verbose=False)
     assert ds.x_train.shape[0] == data.QUICK_TRAIN_SIZE and ds.x_test.shape[0] == 20
+    assert "for the smoke size" in ds.describe()
+    monkeypatch.setenv("COURSE_SIZE", "cpu")
+    ds = data.load("fashion_mnist", verbose=False)
+    assert ds.x_train.shape[0] == 60_000 and ds.x_test.shape[0] == 10_000 and not ds.reduced
 
 
 # --- load: digits and argument errors ----------------------------------------------------------
@@ -449,47 +454,77 @@ def test_sample_image_unknown_name():
         images.sample_image("lena")
 
 
-# --- quick -------------------------------------------------------------------------------------
+# --- sizes (utils.quick) -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_size(monkeypatch):
+    """Neither COURSE_SIZE nor COURSE_QUICK set (the tests set COURSE_SIZE=smoke)."""
+    monkeypatch.delenv("COURSE_SIZE", raising=False)
+    monkeypatch.delenv("COURSE_QUICK", raising=False)
+    return monkeypatch
+
+
+@pytest.mark.parametrize(("raw", "expected"), [("smoke", "smoke"), (" CPU ", "cpu"),
+                                               ("full", "full")])
+def test_size_from_course_size(no_size, raw, expected):
+    no_size.setenv("COURSE_SIZE", raw)
+    no_size.setenv("COURSE_QUICK", "0")  # COURSE_SIZE wins over the older switch
+    assert quick.size() == expected
+    assert quick.is_quick() is (expected == "smoke")
+    assert f"Size: {expected}, because COURSE_SIZE={raw.strip()}" in quick.reason()
 
 
 @pytest.mark.parametrize(("raw", "expected"),
-                         [("1", True), ("true", True), (" Yes ", True), ("ON", True),
-                          ("0", False), ("false", False), ("no", False), ("off", False)])
-def test_is_quick_env(monkeypatch, raw, expected):
-    monkeypatch.setenv("COURSE_QUICK", raw)
-    assert quick.is_quick() is expected
+                         [("1", "smoke"), ("true", "smoke"), (" Yes ", "smoke"), ("ON", "smoke"),
+                          ("0", "full"), ("false", "full"), ("no", "full"), ("off", "full")])
+def test_course_quick_still_works(no_size, raw, expected):
+    no_size.setenv("COURSE_QUICK", raw)
+    assert quick.size() == expected
+    assert "COURSE_QUICK" in quick.reason()
 
 
-@pytest.mark.parametrize("raw", ["maybe", "2", "quick"])
-def test_is_quick_bad_value(monkeypatch, raw):
-    monkeypatch.setenv("COURSE_QUICK", raw)
+@pytest.mark.parametrize(("name", "raw"), [("COURSE_SIZE", "quick"), ("COURSE_SIZE", "2"),
+                                           ("COURSE_QUICK", "maybe"), ("COURSE_QUICK", "2")])
+def test_bad_size_values_name_the_variable(no_size, name, raw):
+    no_size.setenv(name, raw)
     with pytest.raises(ValueError) as info:
-        quick.is_quick()
-    assert "COURSE_QUICK" in str(info.value) and repr(raw) in str(info.value)
+        quick.size()
+    assert name in str(info.value) and repr(raw) in str(info.value)
 
 
-@pytest.mark.parametrize(("gpu", "expected"), [(False, True), (True, False)])
+@pytest.mark.parametrize(("gpu", "expected"), [(False, "cpu"), (True, "full")])
 @pytest.mark.parametrize("raw", [None, "", "  "])
-def test_is_quick_unset_follows_gpu(monkeypatch, gpu, expected, raw):
-    if raw is None:
-        monkeypatch.delenv("COURSE_QUICK", raising=False)
-    else:
-        monkeypatch.setenv("COURSE_QUICK", raw)
-    monkeypatch.setattr(quick, "_gpu_visible", lambda: gpu)
-    assert quick.is_quick() is expected
-    assert ("no GPU was found" if expected else "a GPU was found") in quick.reason()
+def test_unset_size_follows_the_gpu(no_size, gpu, expected, raw):
+    if raw is not None:
+        no_size.setenv("COURSE_SIZE", raw)
+    no_size.setattr(quick, "_gpu_visible", lambda: gpu)
+    assert quick.size() == expected
+    assert ("no GPU was found" if not gpu else "a GPU was found") in quick.reason()
 
 
-def test_pick(monkeypatch):
-    monkeypatch.setenv("COURSE_QUICK", "1")
+def test_pick(no_size):
+    for size, expected in [("smoke", 1), ("cpu", 3), ("full", 30)]:
+        no_size.setenv("COURSE_SIZE", size)
+        assert quick.pick(full=30, cpu=3, smoke=1) == expected
+    no_size.setenv("COURSE_SIZE", "full")
+    assert quick.pick(full=[1, 2], cpu=None, smoke=None) == [1, 2]
+    no_size.setenv("COURSE_SIZE", "bogus")
+    with pytest.raises(ValueError, match="COURSE_SIZE"):
+        quick.pick(full=30, cpu=3, smoke=1)
+
+
+def test_pick_keeps_the_older_quick_keyword(no_size):
+    no_size.setenv("COURSE_SIZE", "smoke")
     assert quick.pick(full=30, quick=2) == 2
-    assert "COURSE_QUICK=1" in quick.reason()
-    monkeypatch.setenv("COURSE_QUICK", "0")
+    no_size.setenv("COURSE_SIZE", "cpu")
+    assert quick.pick(full=30, quick=2) == 2  # quick mode used to serve the laptop too
+    no_size.setenv("COURSE_SIZE", "full")
     assert quick.pick(full=30, quick=2) == 30
-    assert quick.pick(full=[1, 2], quick=None) == [1, 2]
-    monkeypatch.setenv("COURSE_QUICK", "maybe")
-    with pytest.raises(ValueError, match="COURSE_QUICK"):
-        quick.pick(full=30, quick=2)
+    with pytest.raises(TypeError, match="smoke="):
+        quick.pick(full=30, cpu=3)
+    with pytest.raises(TypeError, match="not both"):
+        quick.pick(full=30, smoke=1, quick=2)
 
 
 def test_cli_status_and_fetch_offline(nothing_local, capsys):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 import textwrap
@@ -50,7 +51,8 @@ def test_setup_on_cpu_reports_and_disables_gpu_features(capsys):
     assert keras.mixed_precision.global_policy().name == "float32"
     assert "Accelerator: none" in report and "mixed precision: off" in report
     assert "Seed: 3" in report
-    assert "Quick mode, because COURSE_QUICK=1" in report  # the student is told the run is reduced
+    assert "Size: smoke, because COURSE_SIZE=smoke" in report  # the student is told the size
+    assert "Precision: float32 (no GPU" in report and rt.rehearsal is False
 
 
 def test_same_seed_gives_identical_weights_on_cpu():
@@ -91,8 +93,12 @@ def test_fit_rejects_bad_arguments():
 def test_setup_rejects_bad_flags():
     with pytest.raises(ValueError, match="xla='yes'"):
         runtime.setup(xla="yes", verbose=False)
-    with pytest.raises(ValueError, match="needs a GPU"):
+    with pytest.raises(ValueError, match="needs a GPU.*COURSE_REHEARSE_GPU=1"):
         runtime.setup(mixed_precision=True, verbose=False)
+    with pytest.raises(ValueError, match="mixed_precision='float8'"):
+        runtime.setup(mixed_precision="float8", verbose=False)
+    with pytest.raises(ValueError, match="rehearse='sometimes'"):
+        runtime.setup(rehearse="sometimes", verbose=False)
     with pytest.raises(ValueError, match="logical_cpus=0"):
         runtime.setup(logical_cpus=0, verbose=False)
 
@@ -182,3 +188,77 @@ def test_data_goes_on_the_device_by_default_exactly_when_there_is_a_gpu(monkeypa
     with pytest.raises(_Chosen) as chosen:
         training.fit(tiny_cnn, x, y, epochs=1, runtime=rt, verbose=0)
     assert str(chosen.value) == ("device" if on_device else "host")
+
+
+# --- precision choice and the GPU rehearsal ---------------------------------------------------
+
+
+@pytest.mark.parametrize(("capabilities", "policy", "why"), [
+    ([], "float32", "no GPU"),
+    ([(6, 1)], "float32", "6.1 < 7.0"),
+    ([(7, 0)], "mixed_float16", "7.0 (Volta/Turing)"),  # V100
+    ([(7, 5)], "mixed_float16", "7.5 (Volta/Turing)"),  # T4
+    ([(8, 0)], "mixed_bfloat16", "8.0 >= 8.0"),  # A100
+    ([(8, 9)], "mixed_bfloat16", "8.9 >= 8.0"),  # L4
+    ([(9, 0), (9, 0)], "mixed_bfloat16", "9.0 >= 8.0"),  # two H100s
+    ([(9, 0), (7, 5)], "mixed_float16", "7.5"),  # the slowest GPU decides
+])
+def test_choose_precision(capabilities, policy, why):
+    chosen, reason = runtime.choose_precision(capabilities)
+    assert chosen == policy and why in reason, (chosen, reason)
+
+
+class _FakeGPU:
+    name = "/physical_device:GPU:0"
+
+
+@pytest.mark.parametrize(("capability", "policy"), [((7, 5), "mixed_float16"),
+                                                    ((9, 0), "mixed_bfloat16")])
+def test_setup_reports_the_policy_it_chose_for_a_faked_gpu(monkeypatch, capsys, capability,
+                                                           policy):
+    import tensorflow as tf
+
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: [_FakeGPU()] if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "get_device_details",
+                        lambda gpu: {"device_name": "Fake GPU", "compute_capability": capability})
+    monkeypatch.setattr(tf.config, "list_logical_devices", lambda kind=None: [])
+    monkeypatch.setattr(tf.config.experimental, "enable_op_determinism", lambda: None)
+    try:
+        rt = runtime.setup(seed=0)
+        report = capsys.readouterr().out
+        assert rt.policy == policy and keras.mixed_precision.global_policy().name == policy
+        assert rt.xla and rt.data_on_device and not rt.rehearsal
+        assert f"Precision: {policy} (compute capability" in report, report
+        assert "1 GPU(s): Fake GPU" in report
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.mark.parametrize(("raw", "policy"), [("1", "mixed_float16"), ("bfloat16", "mixed_bfloat16")])
+def test_the_rehearsal_switch_gives_the_gpu_configuration_on_the_cpu(raw, policy):
+    # A fresh process: op determinism, which turns XLA off, cannot be undone in this one.
+    script = textwrap.dedent(f"""
+        import keras
+        from tests.test_runtime import tiny_cnn, toy_data
+        from utils import runtime, training
+
+        rt = runtime.setup(seed=0)
+        assert rt.rehearsal and rt.policy == "{policy}" and rt.xla and rt.data_on_device, rt
+        assert keras.mixed_precision.global_policy().name == "{policy}"
+        x, y = toy_data(n=192)
+        history = training.fit(tiny_cnn, x, y, epochs=6, batch_size=32, runtime=rt,
+                               learning_rate=0.01, verbose=0)
+        assert history.model.jit_compile is True, "XLA was turned off"
+        assert history.model.get_layer("conv").compute_dtype == "{policy.removeprefix('mixed_')}"
+        print("LOSS", history.history["loss"][0], history.history["loss"][-1])
+    """)
+    env = {**os.environ, "COURSE_REHEARSE_GPU": raw}
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "rehearsing the GPU configuration" in done.stdout
+    assert f"Precision: {policy} (rehearsing" in done.stdout, done.stdout
+    first, last = map(float, next(ln for ln in done.stdout.splitlines()
+                                  if ln.startswith("LOSS")).split()[1:])
+    assert last < first

@@ -49,7 +49,7 @@ from utils import cache, idx, quick, sources
 FASHION_MNIST_ENV = "FASHION_MNIST_DIR"
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
-QUICK_TRAIN_SIZE = 4096  # enough for a small CNN to pass 70% in two epochs
+QUICK_TRAIN_SIZE = 4096  # the smoke size's default: enough for a small CNN to learn
 QUICK_TEST_SIZE = 1024  # enough for an accuracy estimate within about +-3 points
 
 CLASS_NAMES = {
@@ -109,7 +109,7 @@ class Dataset:
             f"{h}x{w}x{c} {self.x_train.dtype} in [{lo}, {hi}], from {self.source}"
         )
         if self.reduced:
-            text += f" (reduced for quick mode; set {quick.ENV_VAR}=0 for all of it)"
+            text += f" (a subset, for the {quick.size()} size)"
         return text
 
 
@@ -202,9 +202,10 @@ def load(
             (e.g. offline). None means never substitute.
         dtype: ``"float32"`` (values in [0, 1]) or ``"uint8"`` (0..255, a quarter
             of the memory; :func:`utils.pipeline.make` converts each batch).
-        quick_mode: shrink to a fixed random subset; None follows :mod:`utils.quick`.
-        train_size, test_size: subset sizes; default all in a full run and
-            ``QUICK_TRAIN_SIZE`` / ``QUICK_TEST_SIZE`` in quick mode.
+        quick_mode: shrink to a fixed random subset; None: exactly at the smoke size
+            (:mod:`utils.quick`).
+        train_size, test_size: subset sizes; default all at the cpu and full sizes and
+            ``QUICK_TRAIN_SIZE`` / ``QUICK_TEST_SIZE`` at the smoke size.
         verbose: print one line saying what was loaded and from where.
 
     Returns:

@@ -7,7 +7,7 @@ For each submission it
 2. builds a grading notebook: the student's code cells, with every test cell the student
    has (edited, deleted or not) replaced by the master public *and* hidden tests of that
    exercise, at the same place (exercises whose test cell is gone are tested at the end);
-3. runs it in a fresh kernel in a temporary folder, in quick mode, with a time limit per
+3. runs it in a fresh kernel in a temporary folder, at the smoke size (``--size``), with a time limit per
    notebook (``--timeout``, default 300 s), per cell (``--cell-timeout``, 120 s: the
    cell is interrupted and the next one runs) and per test (60 s), a memory cap
    (``--memory-gb``, default 8, through ``RLIMIT_AS`` where the OS allows; 0 turns it off),
@@ -36,7 +36,7 @@ from utils.gradenotebook import grading_notebook, review, test_cell_notes
 from utils.gradereport import Report, collect, table, write_summary, write_text
 
 EXIT_GRADED, EXIT_UNREADABLE, EXIT_UNKNOWN_LAB = 0, 2, 3
-TIMEOUT_S = 300  # per notebook; quick-mode labs grade in well under a minute
+TIMEOUT_S = 300  # per notebook; labs grade at the smoke size in well under a minute
 TEST_TIMEOUT_S = 60  # per test; a test calls the student's code a few times
 CELL_TIMEOUT_S = 120  # per cell, then it is interrupted and the next cell runs
 MEMORY_GB = 8  # address-space cap for the kernel (TensorFlow alone maps about 3 GB)
@@ -74,11 +74,12 @@ def load_submission(path: Path):
         ) from None
 
 
-def _kernel_env(quick: bool) -> dict[str, str]:
+def _kernel_env(size: str) -> dict[str, str]:
     from utils.notebooks import TEST_ENV
 
     env = {**os.environ, **TEST_ENV, "COURSE_GRADING": "1", "MPLBACKEND": "Agg"}
-    env["COURSE_QUICK"] = "1" if quick else "0"
+    env["COURSE_SIZE"] = size
+    env.pop("COURSE_QUICK", None)
     # The kernel runs in a temporary folder: make sure it imports this copy of utils.
     env["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(labformat.ROOT), os.environ.get("PYTHONPATH")])
@@ -92,15 +93,19 @@ def grade(
     solutions_dir: str | Path = labformat.SOLUTIONS_DIR,
     timeout: float = TIMEOUT_S,
     memory_gb: float = MEMORY_GB,
-    quick: bool = True,
+    size: str = "smoke",
     test_timeout: float = TEST_TIMEOUT_S,
     cell_timeout: float = CELL_TIMEOUT_S,
 ) -> Report:
-    """Grade one submission.
+    """Grade one submission, running it at ``size`` (``"smoke"``, ``"cpu"`` or ``"full"``).
 
     Raises:
         SubmissionError: unreadable, not a notebook, or an unknown lab.
     """
+    from utils.quick import SIZES
+
+    if size not in SIZES:
+        raise ValueError(f"size={size!r} should be one of {', '.join(SIZES)}.")
     started, path = time.monotonic(), Path(path)
     submission = load_submission(path)
     claimed = submission.metadata.get("course", {}).get("lab")
@@ -140,7 +145,7 @@ def grade(
     nb = grading_notebook(lab, submission, memory, min(test_timeout, timeout))
     with tempfile.TemporaryDirectory(prefix="grade-") as workdir:
         execution = gradeexec.execute(
-            nb, workdir, _kernel_env(quick), timeout, cell_timeout=min(cell_timeout, timeout)
+            nb, workdir, _kernel_env(size), timeout, cell_timeout=min(cell_timeout, timeout)
         )
     report.errors += execution.problems
     report.warnings += execution.interrupted
@@ -236,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
         "--test-timeout", type=float, default=TEST_TIMEOUT_S, help="seconds per test"
     )
     parser.add_argument("--memory-gb", type=float, default=MEMORY_GB, help="0 for no cap")
-    parser.add_argument("--full", action="store_true", help="full mode instead of quick mode")
+    parser.add_argument("--size", choices=["smoke", "cpu", "full"], default="smoke",
+                        help="the run size the notebooks use (default smoke)")
+    parser.add_argument("--full", action="store_true", help="the same as --size full")
     parser.add_argument("--quiet", action="store_true", help="one line, not a table (one file)")
     parser.add_argument(
         "--jobs", type=_positive, default=1, help="notebooks graded at the same time (folders)"
@@ -249,7 +256,7 @@ def main(argv: list[str] | None = None) -> int:
         solutions_dir=args.solutions,
         timeout=args.timeout,
         memory_gb=args.memory_gb,
-        quick=not args.full,
+        size="full" if args.full else args.size,
         cell_timeout=args.cell_timeout,
         test_timeout=args.test_timeout,
     )

@@ -2,7 +2,7 @@
 
 ``python -m utils.notebooks refresh lectures/00_start_here.ipynb`` re-runs a
 notebook in a fresh kernel with the same settings as ``pytest --nbval``
-(quick mode, quiet TensorFlow) and stores the outputs it produced, so the
+(the smoke size, quiet TensorFlow) and stores the outputs it produced, so the
 stored outputs are always what the current code gives.
 
 :func:`run` is also how the tests execute the student notebooks in ``labs/``:
@@ -23,7 +23,7 @@ from pathlib import Path
 
 # What `pytest --nbval` and `refresh` put in the kernel's environment.
 TEST_ENV = {
-    "COURSE_QUICK": "1",  # quick mode unless the caller chose otherwise
+    "COURSE_SIZE": "smoke",  # the tests' size unless the caller chose one (or COURSE_QUICK)
     "TF_CPP_MIN_LOG_LEVEL": "2",  # hide TensorFlow's C++ info and warning lines
     "PYTHONHASHSEED": "0",  # stable set/dict ordering in printed outputs
     "MPLBACKEND": "module://matplotlib_inline.backend_inline",
@@ -43,6 +43,8 @@ def test_environment() -> dict[str, str]:
     even where the editable install points elsewhere."""
     env = dict(TEST_ENV)
     env.update({k: v for k, v in os.environ.items() if k in TEST_ENV})
+    if os.environ.get("COURSE_QUICK", "").strip() and not os.environ.get("COURSE_SIZE", "").strip():
+        del env["COURSE_SIZE"]  # the caller chose a size with the older switch
     root = str(Path(__file__).resolve().parent.parent)
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
     env["PYTHONPATH"] = os.pathsep.join([root, *paths])

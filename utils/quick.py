@@ -1,14 +1,20 @@
-"""Quick mode: one switch that shrinks data and epochs.
+"""Run sizes: one switch chooses how big every notebook's run is.
 
-Set ``COURSE_QUICK=1`` to force quick mode and ``COURSE_QUICK=0`` to force the
-full run. When the variable is unset, quick mode is on exactly when TensorFlow
-sees no GPU, so a student on a laptop gets a run that finishes in minutes and
-a GPU machine gets the full run. ``pytest --nbval`` sets ``COURSE_QUICK=1``
-unless you set it yourself (``COURSE_QUICK=0 pytest --nbval`` is a full run).
+Three sizes, for three machines:
 
-Notebooks choose their sizes with :func:`pick`::
+- ``smoke``: the tests' size (``pytest --nbval``, ``utils.notebooks refresh`` and the
+  grader). It shows that the code runs and that the checks hold, in seconds.
+- ``cpu``: a student's laptop without a GPU. Minutes per notebook, and results that
+  teach (each lab's main model reaches its CPU-size floor).
+- ``full``: a GPU, at the full-run targets.
 
-    EPOCHS = quick.pick(full=30, quick=2)  # 2 epochs are enough to see the loss fall
+``COURSE_SIZE=smoke|cpu|full`` chooses. When it is unset, the older switch
+``COURSE_QUICK`` still works (``1`` is ``smoke``, ``0`` is ``full``); when both are
+unset, the size is ``full`` exactly when TensorFlow sees a GPU and ``cpu`` otherwise.
+
+Notebooks choose their constants with :func:`pick`::
+
+    EPOCHS = quick.pick(full=30, cpu=3, smoke=1)
 """
 
 from __future__ import annotations
@@ -16,9 +22,12 @@ from __future__ import annotations
 import os
 from typing import TypeVar
 
-ENV_VAR = "COURSE_QUICK"
+ENV_VAR = "COURSE_SIZE"
+LEGACY_VAR = "COURSE_QUICK"
+SIZES = ("smoke", "cpu", "full")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
+_UNSET = object()
 
 T = TypeVar("T")
 
@@ -29,42 +38,80 @@ def _gpu_visible() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def is_quick() -> bool:
-    """Return True when notebooks should run their reduced (quick) version.
+def _explicit() -> tuple[str, str] | None:
+    """``(size, why)`` chosen by an environment variable, or None when neither is set.
 
     Raises:
-        ValueError: if ``COURSE_QUICK`` holds something other than 1/0/true/false.
+        ValueError: if ``COURSE_SIZE`` or ``COURSE_QUICK`` holds something not understood.
     """
-    raw = os.environ.get(ENV_VAR)
-    if raw is None or raw.strip() == "":
-        return not _gpu_visible()
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(
-        f"{ENV_VAR}={raw!r} is not understood: set it to 1 (quick run) or 0 (full run), "
-        "or unset it to choose automatically (quick without a GPU)."
-    )
+    raw = os.environ.get(ENV_VAR, "").strip()
+    if raw:
+        if raw.lower() in SIZES:
+            return raw.lower(), f"{ENV_VAR}={raw}"
+        raise ValueError(
+            f"{ENV_VAR}={raw!r} is not a size: set it to smoke (the tests' size), cpu (a "
+            "laptop without a GPU) or full (a GPU), or unset it to choose automatically."
+        )
+    legacy = os.environ.get(LEGACY_VAR, "").strip()
+    if legacy:
+        if legacy.lower() in _TRUE:
+            return "smoke", f"{LEGACY_VAR}={legacy}"
+        if legacy.lower() in _FALSE:
+            return "full", f"{LEGACY_VAR}={legacy}"
+        raise ValueError(
+            f"{LEGACY_VAR}={legacy!r} is not understood: set it to 1 (smoke size) or 0 (full "
+            f"size), or use {ENV_VAR}=smoke|cpu|full instead."
+        )
+    return None
+
+
+def size() -> str:
+    """The size this run uses: ``"smoke"``, ``"cpu"`` or ``"full"``.
+
+    Raises:
+        ValueError: if ``COURSE_SIZE`` or ``COURSE_QUICK`` holds something not understood.
+    """
+    chosen = _explicit()
+    if chosen is not None:
+        return chosen[0]
+    return "full" if _gpu_visible() else "cpu"
+
+
+def is_quick() -> bool:
+    """True at the smoke size (what ``COURSE_QUICK=1`` used to call quick mode)."""
+    return size() == "smoke"
 
 
 def reason() -> str:
-    """One sentence saying which mode is on and why."""
-    raw = os.environ.get(ENV_VAR)
-    quick = is_quick()
-    if raw is None or raw.strip() == "":
-        why = "no GPU was found" if quick else "a GPU was found"
-        how = f"set {ENV_VAR}=0 for the full run" if quick else f"set {ENV_VAR}=1 for a quick run"
-        return f"{'Quick' if quick else 'Full'} mode, because {why} ({how})."
-    return f"{'Quick' if quick else 'Full'} mode, because {ENV_VAR}={raw.strip()}."
+    """One sentence saying which size runs and why."""
+    chosen = _explicit()
+    if chosen is not None:
+        name, why = chosen
+        return f"Size: {name}, because {why}."
+    if _gpu_visible():
+        return (f"Size: full, because a GPU was found ({ENV_VAR}=cpu or smoke for a "
+                "smaller run).")
+    return (f"Size: cpu, because no GPU was found ({ENV_VAR}=smoke for the tests' size, "
+            f"{ENV_VAR}=full for the full run).")
 
 
-def pick(full: T, quick: T) -> T:
-    """Return ``quick`` in quick mode and ``full`` otherwise.
+def pick(*, full: T, cpu: T = _UNSET, smoke: T = _UNSET, quick: T = _UNSET) -> T:
+    """The value for this run's size.
 
     Args:
-        full: the value for a full run (e.g. 30 epochs).
-        quick: the value for a quick run (e.g. 2 epochs).
+        full: the value for a full run on a GPU (e.g. 30 epochs).
+        cpu: the value for a laptop without a GPU.
+        smoke: the value for the tests.
+        quick: the older name of ``smoke``; with it alone, ``cpu`` takes the same value
+            (quick mode used to serve both).
+
+    Raises:
+        TypeError: if neither ``smoke`` nor ``quick`` is given, or both are.
     """
-    return quick if is_quick() else full
+    if smoke is _UNSET and quick is _UNSET:
+        raise TypeError("pick() needs smoke=... (the tests' value) as well as full= and cpu=.")
+    if smoke is not _UNSET and quick is not _UNSET:
+        raise TypeError("pick() takes smoke= or its older name quick=, not both.")
+    smoke_value = quick if smoke is _UNSET else smoke
+    cpu_value = smoke_value if cpu is _UNSET else cpu
+    return {"smoke": smoke_value, "cpu": cpu_value, "full": full}[size()]

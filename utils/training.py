@@ -86,8 +86,9 @@ def fit(
         data_on_device: copy the images to the accelerator once and send only
             indices per step (:func:`utils.pipeline.on_device`); same batches,
             same result as the host pipeline. None (default): on exactly when the
-            runtime has a GPU, so full runs keep the course's small datasets in
-            device memory and CPU runs use the host pipeline.
+            runtime has a GPU or rehearses one (``runtime.data_on_device``), so full
+            runs keep the course's small datasets in device memory and CPU runs use the
+            host pipeline.
         verbose: Keras' progress display ("auto", 0, 1 or 2).
 
     Returns:
@@ -110,7 +111,7 @@ def fit(
         if compile or model.optimizer is None:
             _compile(model, runtime, optimizer, loss, metrics, learning_rate)
     if data_on_device is None:
-        data_on_device = bool(runtime.gpus)
+        data_on_device = runtime.data_on_device
     if data_on_device:
         trained, train, validation = _on_device(model, runtime, x, y, validation_data, batch_size)
     else:
