@@ -87,7 +87,7 @@ def test_load_prints_describe_line(capsys):
     out = capsys.readouterr().out
     assert ds.describe() in out
     assert "10 train / 5 test" in out and "28x28x1 float32" in out
-    assert "reduced for quick mode" in out
+    assert "a subset, for the smoke size" in out
 
 
 @needs_debian

@@ -41,6 +41,12 @@ def _append(nb, source: str):
     return nb
 
 
+def _before_last_test(nb, source: str):
+    """Insert a cell just before the last test cell: the grader runs nothing after that cell."""
+    last = max(i for i, cell in enumerate(nb.cells) if cell.source.startswith("### TESTS"))
+    return _insert(nb, source, last)
+
+
 def _insert(nb, source: str, index: int = 2):
     """Insert a cell after the imports, so every exercise and its tests run after it."""
     nb.cells.insert(index, nbformat.v4.new_code_cell(source))
@@ -74,8 +80,8 @@ SUBMISSIONS = {
         "            pass\n    except BaseException:\n        pass",
     ),
     "allocates_too_much": lambda: _insert(_student(), "import numpy\nbig = numpy.ones(2**33)"),
-    "os_exit": lambda: _append(_student(), "import os\nos._exit(1)"),
-    "segfault": lambda: _append(_student(), "import ctypes\nctypes.string_at(0)"),
+    "os_exit": lambda: _before_last_test(_student(), "import os\nos._exit(1)"),
+    "segfault": lambda: _before_last_test(_student(), "import ctypes\nctypes.string_at(0)"),
     "megabytes_of_output": lambda: _insert(
         _student(), "for _ in range(3000):\n    print('x' * 1000)"
     ),
@@ -121,7 +127,7 @@ SUBMISSIONS = {
         "    publisher._original, publisher.publish = original, publish\n"
         "    return x",
     ),
-    "prints_fake_results": lambda: _append(
+    "prints_fake_results": lambda: _before_last_test(
         _edit(_student(), "return 2 * np.asarray(x)", "return x"),
         "from IPython.display import display\n"
         "print('ex1 PASS  doubles_a_scalar')\nprint('ex1 score: 3 of 3')\n"
@@ -130,7 +136,7 @@ SUBMISSIONS = {
         "('public', 'doubles_a_scalar'), ('public', 'keeps_the_shape'), "
         "('hidden', 'doubles_negative_numbers')]], 'tampering': [], 'problems': []}}, raw=True)",
     ),
-    "writes_results_file": lambda: _append(
+    "writes_results_file": lambda: _before_last_test(
         _edit(_student(), "return 2 * np.asarray(x)", "return x"),
         "import json, os, pathlib\n"
         "for folder in [os.environ.get('GRADES_DIR', ''), 'grades', '.']:\n"
@@ -159,7 +165,8 @@ def batch(tmp_path_factory, monkeypatch_module):
     other = _solution()
     other.metadata["course"]["lab"] = "lab_that_does_not_exist"
     nbformat.write(other, str(folder / "unknown_lab.ipynb"))
-    code = grade.main([str(folder), "--solutions", str(FIXTURES), "--out", str(out), *LIMITS])
+    code = grade.main([str(folder), "--solutions", str(FIXTURES), "--out", str(out), *LIMITS,
+                       "--jobs", "2"])
     reports = {Path(r["file"]).stem: r for r in json.loads((out / "summary.json").read_text())}
     return code, reports, out
 
@@ -294,8 +301,9 @@ def test_megabytes_of_output_are_cut(batch):
 def test_a_dead_kernel_keeps_the_tests_already_run(batch, name):
     report = batch[1][name]
     assert any("kernel died" in error for error in report["errors"]), report["errors"]
-    # The fatal cell is the last one, after both exercises' tests ran.
-    assert report["total"] == 3.0, report
+    # The fatal cell comes after ex1's tests and before ex2's: ex1 keeps its points.
+    points = {ex["id"]: ex["points"] for ex in report["exercises"]}
+    assert points == {"ex1": 2.0, "ex2": 0.0}, report
 
 
 def test_an_interrupted_cell_is_reported_and_the_rest_runs(batch):
@@ -391,6 +399,19 @@ def test_the_grading_notebook_puts_master_tests_where_the_student_had_them():
     ex1 = nb.cells[roles.index("ex1")].source
     assert "doubles_negative_numbers" in ex1 and "weakened" not in ex1  # master, hidden too
     assert all(cell.cell_type == "code" for cell in nb.cells)  # markdown is not run
+
+
+def test_the_grading_notebook_ends_with_the_last_test_cell():
+    lab = labformat.read(SOLUTION)
+    submission = _append(_student(), "raise SystemExit('a demonstration after the tests')")
+    nb = gradenotebook.grading_notebook(lab, submission, memory_bytes=None, test_timeout=5)
+    assert nb.cells[-1].metadata.get("grader") == "ex2"
+    assert not any("a demonstration after the tests" in cell.source for cell in nb.cells)
+    # With a test cell deleted, its tests run at the end, after every student cell.
+    submission = _append(_drop(_student(), "### TESTS ex1"), "late = 1")
+    nb = gradenotebook.grading_notebook(lab, submission, memory_bytes=None, test_timeout=5)
+    assert [c.metadata.get("grader") for c in nb.cells[-2:]] == [None, "ex1"]
+    assert nb.cells[-2].source == "late = 1"
 
 
 def test_review_flags_code_that_touches_the_grader():

@@ -7,8 +7,8 @@ For each submission it
 2. builds a grading notebook: the student's code cells, with every test cell the student
    has (edited, deleted or not) replaced by the master public *and* hidden tests of that
    exercise, at the same place (exercises whose test cell is gone are tested at the end);
-3. runs it in a fresh kernel in a temporary folder, at the smoke size (``--size``), with a time limit per
-   notebook (``--timeout``, default 300 s), per cell (``--cell-timeout``, 120 s: the
+3. runs it in a fresh kernel in a temporary folder, at the smoke size (``--size``), with a
+   time limit per notebook (``--timeout``, default 300 s), per cell (``--cell-timeout``, 120 s: the
    cell is interrupted and the next one runs) and per test (60 s), a memory cap
    (``--memory-gb``, default 8, through ``RLIMIT_AS`` where the OS allows; 0 turns it off),
    and output cut at 1 MB per cell;

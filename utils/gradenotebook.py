@@ -2,8 +2,10 @@
 
 :func:`grading_notebook` keeps the student's code cells, replaces each of the student's test
 cells (edited, deleted or intact) by the master public and hidden tests of that exercise, at
-the same place, and appends the tests of exercises whose test cell is gone. :func:`review`
-lists cells whose code touches the grader's machinery, for an instructor to read.
+the same place, and appends the tests of exercises whose test cell is gone. The student's
+cells after the last test cell are left out: they cannot change a grade, and in a lab they
+are the long demonstrations (training, plots). :func:`review` lists cells whose code touches
+the grader's machinery, for an instructor to read.
 """
 
 from __future__ import annotations
@@ -85,7 +87,8 @@ def test_cell_notes(lab: labformat.Lab, submission) -> list[str]:
 def grading_notebook(
     lab: labformat.Lab, submission, memory_bytes: int | None, test_timeout: float = 60.0
 ):
-    """The notebook the grader runs: prelude, student code, master tests in place."""
+    """The notebook the grader runs: prelude, student code, master tests in place, and
+    nothing of the student's after the last test cell."""
     import nbformat
 
     nb = nbformat.v4.new_notebook(
@@ -111,9 +114,12 @@ def grading_notebook(
         elif header["exercise"] in lab.exercises and header["exercise"] not in placed:
             placed.add(header["exercise"])
             nb.cells.append(_grader_cell(lab.exercises[header["exercise"]], test_timeout))
-    for exercise in lab.exercises.values():
-        if exercise.id not in placed:
-            nb.cells.append(_grader_cell(exercise, test_timeout))
+    missing = [exercise for exercise in lab.exercises.values() if exercise.id not in placed]
+    if not missing:  # every test is in place: what follows the last one cannot change a grade
+        last = max(i for i, cell in enumerate(nb.cells) if "grader" in cell.metadata)
+        del nb.cells[last + 1:]
+    for exercise in missing:
+        nb.cells.append(_grader_cell(exercise, test_timeout))
     return nb
 
 
