@@ -235,7 +235,8 @@ def test_setup_reports_the_policy_it_chose_for_a_faked_gpu(monkeypatch, capsys, 
         keras.mixed_precision.set_global_policy("float32")
 
 
-@pytest.mark.parametrize(("raw", "policy"), [("1", "mixed_float16"), ("bfloat16", "mixed_bfloat16")])
+@pytest.mark.parametrize(("raw", "policy"),
+                         [("1", "mixed_float16"), ("bfloat16", "mixed_bfloat16")])
 def test_the_rehearsal_switch_gives_the_gpu_configuration_on_the_cpu(raw, policy):
     # A fresh process: op determinism, which turns XLA off, cannot be undone in this one.
     script = textwrap.dedent(f"""
