@@ -6,10 +6,18 @@ several steps per call to cut Python overhead), shows Keras' progress bar and
 returns the ``keras.callbacks.History``. Pass a *builder* (a function that
 returns a new model) so that the model is created inside the distribution
 strategy's scope; ``history.model`` is the trained model.
+
+**The compute ledger.** Every ``fit`` call appends the model's name, multiply-adds per image,
+images, epochs, FLOP and seconds to :func:`ledger`; :func:`compute_report` prints the total.
+**The dry run** (``COURSE_DRY_RUN=1``, used by ``benchmarks.compute``): ``fit`` builds, compiles
+and records but trains nothing; :func:`evaluate` and :func:`predict` return NaN metrics and
+uniform probabilities without running the model.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -18,8 +26,13 @@ import numpy as np
 
 from utils import pipeline
 from utils import runtime as runtime_lib
+from utils.ledger import FLOP_PER_MULT_ADD, compute_report, ledger, record, reset_ledger
+
+__all__ = ["fit", "evaluate", "predict", "report", "dry_run", "ledger", "reset_ledger",
+           "compute_report", "FLOP_PER_MULT_ADD"]
 
 STEPS_PER_EXECUTION = 16  # batches per compiled call: removes most per-step Python overhead
+DRY_RUN_VAR = "COURSE_DRY_RUN"  # "1": fit records its ledger entry but does not train
 
 
 def _compile(model, runtime, optimizer, loss, metrics, learning_rate):
@@ -93,8 +106,11 @@ def fit(
 
     Returns:
         ``keras.callbacks.History`` with ``history.history[metric]`` per epoch,
-        ``history.model`` the trained model and ``history.seconds`` the wall-clock time
-        of training (all epochs, compilation and validation included).
+        ``history.model`` the trained model, ``history.seconds`` the wall-clock time
+        of training (all epochs, compilation and validation included) and
+        ``history.images`` the training images processed, ``len(x) * epochs``. Under a
+        dry run (``COURSE_DRY_RUN=1``) nothing is trained: the callbacks see every epoch
+        with NaN logs, every metric is NaN per epoch and ``history.seconds`` is 0.
     """
     import keras
 
@@ -110,6 +126,9 @@ def fit(
                 raise TypeError(f"the builder should return a keras.Model, got {type(model)}.")
         if compile or model.optimizer is None:
             _compile(model, runtime, optimizer, loss, metrics, learning_rate)
+    if dry_run():
+        history = _dry_fit(model, y, epochs, validation_data is not None, callbacks)
+        return record(history, model, len(x), epochs, seconds=0.0)
     if data_on_device is None:
         data_on_device = runtime.data_on_device
     if data_on_device:
@@ -130,8 +149,47 @@ def fit(
         callbacks=list(callbacks),
         verbose=verbose,
     )
-    history.seconds = time.perf_counter() - start  # tracing and compilation included
+    seconds = time.perf_counter() - start  # tracing and compilation included
     history.set_model(model)  # the model itself, also when a device wrapper was trained
+    return record(history, model, len(x), epochs, seconds)
+
+
+def dry_run() -> bool:
+    """True when ``COURSE_DRY_RUN`` is on: :func:`fit` counts but does not train."""
+    return os.environ.get(DRY_RUN_VAR, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def _metric_keys(model, y) -> list[str]:
+    """The names ``model.evaluate`` returns for labels like ``y``, found without running it."""
+    import keras
+
+    try:
+        labels = keras.KerasTensor((None, *np.shape(y)[1:]), dtype=str(np.asarray(y).dtype))
+        outputs = model.outputs[0] if len(model.outputs) == 1 else model.outputs
+        y_true = keras.tree.map_structure(lambda _: labels, outputs)
+        for compiled in (model._compile_loss, model._compile_metrics):
+            if compiled is not None and not compiled.built:
+                compiled.build(y_true, outputs)
+        return list(model.get_metrics_result())
+    except Exception:  # Keras internals vary: fall back on the loss and the metrics asked for
+        return ["loss", *(getattr(m, "name", None) or getattr(m, "__name__", str(m))
+                          for m in _metric_names(model))]
+
+
+def _dry_fit(model, y, epochs: int, validated: bool, callbacks):
+    """A ``History`` of ``epochs`` NaN epochs, the callbacks called as in training."""
+    import keras
+
+    keys = _metric_keys(model, y)
+    keys += [f"val_{key}" for key in keys] if validated else []
+    history = keras.callbacks.History()
+    hooks = keras.callbacks.CallbackList([*callbacks, history], model=model, epochs=epochs,
+                                         steps=0, verbose=0)
+    hooks.on_train_begin()
+    for epoch in range(epochs):
+        hooks.on_epoch_begin(epoch)
+        hooks.on_epoch_end(epoch, dict.fromkeys(keys, math.nan))
+    hooks.on_train_end()
     return history
 
 
@@ -167,13 +225,22 @@ def _metric_names(model) -> list:
 
 
 def evaluate(model, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> dict[str, float]:
-    """Loss and metrics of a compiled ``model`` on ``(x (N, H, W, C), y (N,))``, as a dict."""
+    """Loss and metrics of a compiled ``model`` on ``(x (N, H, W, C), y (N,))``, as a dict.
+
+    Under a dry run each value is NaN and the model is not run."""
+    if dry_run():
+        return dict.fromkeys(_metric_keys(model, y), math.nan)
     data = pipeline.make(x, y, batch_size)
     return {k: float(v) for k, v in model.evaluate(data, verbose=0, return_dict=True).items()}
 
 
 def predict(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Class probabilities ``(N, num_classes)`` for images ``x`` ``(N, H, W, C)``."""
+    """Class probabilities ``(N, num_classes)`` for images ``x`` ``(N, H, W, C)``.
+
+    Under a dry run: uniform probabilities ``1 / num_classes``; the model is not run."""
+    if dry_run():
+        shape = (len(x), *model.output_shape[1:])
+        return np.full(shape, 1.0 / shape[-1], dtype=np.float32)
     data = pipeline.make(x, np.zeros(len(x), dtype=np.int64), batch_size)
     return np.asarray(model.predict(data.map(lambda images, _: images), verbose=0))
 
