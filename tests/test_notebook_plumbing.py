@@ -15,8 +15,8 @@ FIXTURES = ROOT / "tests" / "fixtures"
 
 
 def _pytest(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    command = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-n", "0", *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
 def test_run_accepts_not_implemented_and_keeps_going():
