@@ -37,9 +37,7 @@ from __future__ import annotations
 
 import argparse
 import ast
-import contextlib
 import json
-import os
 import re
 import sys
 import tempfile
@@ -104,25 +102,6 @@ def training_notebooks(root: Path = ROOT) -> list[Path]:
     return found
 
 
-@contextlib.contextmanager
-def environment(**values: str | None):
-    """Set (a string) or remove (None) environment variables, and restore them afterwards."""
-    saved = {name: os.environ.get(name) for name in values}
-    try:
-        for name, value in values.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-
-
 def run_notebook(path: str | Path, size: str, dry: bool = True,
                  timeout: int = DRY_CELL_TIMEOUT_S) -> LedgerRun:
     """Execute ``path`` at ``size`` with a ledger cell appended, and read the ledger back.
@@ -150,7 +129,7 @@ def run_notebook(path: str | Path, size: str, dry: bool = True,
     nb.cells.append(nbformat.v4.new_code_cell(LEDGER_CELL))
     settings = {"COURSE_SIZE": size, "COURSE_QUICK": None,
                 training.DRY_RUN_VAR: "1" if dry else None}
-    with tempfile.TemporaryDirectory() as folder, environment(**settings):
+    with tempfile.TemporaryDirectory() as folder, notebooks.environment(**settings):
         copy = Path(folder) / path.name
         nbformat.write(nb, str(copy))
         started = time.perf_counter()

@@ -16,7 +16,6 @@ the figures of the README's results table. Nothing is asserted: timings are nois
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
 from utils import labformat, notebooks, training
@@ -33,19 +32,10 @@ def reporting_labs(solutions_dir=labformat.SOLUTIONS_DIR) -> list[str]:
 def run_lab(lab_id: str, size: str, solutions_dir=labformat.SOLUTIONS_DIR) -> dict:
     """Execute one lab's solution notebook at ``size`` and return its result line's figures."""
     path = labformat.find(lab_id, solutions_dir).path
-    saved = {name: os.environ.get(name) for name in ("COURSE_SIZE", "COURSE_QUICK")}
-    os.environ["COURSE_SIZE"] = size
-    os.environ.pop("COURSE_QUICK", None)
-    try:
+    with notebooks.environment(COURSE_SIZE=size, COURSE_QUICK=None):
         started = time.perf_counter()
         result = notebooks.run(path, timeout=CELL_TIMEOUT_S)
         seconds = time.perf_counter() - started
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
     if result.errors:
         raise RuntimeError(f"{path.name} failed: {result.errors}")
     text = "".join(output.get("text", "") for cell in result.notebook.cells

@@ -13,6 +13,7 @@ error is reported.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
@@ -49,6 +50,25 @@ def test_environment() -> dict[str, str]:
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
     env["PYTHONPATH"] = os.pathsep.join([root, *paths])
     return env
+
+
+def _assign(values: dict) -> None:
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+
+
+@contextlib.contextmanager
+def environment(**values: str | None):
+    """Set (a string) or remove (None) environment variables; restore them afterwards."""
+    saved = {name: os.environ.get(name) for name in values}
+    try:
+        _assign(values)
+        yield
+    finally:
+        _assign(saved)
 
 
 @dataclass
