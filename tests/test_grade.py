@@ -166,7 +166,8 @@ def batch(tmp_path_factory, monkeypatch_module):
     other.metadata["course"]["lab"] = "lab_that_does_not_exist"
     nbformat.write(other, str(folder / "unknown_lab.ipynb"))
     code = grade.main([str(folder), "--solutions", str(FIXTURES), "--out", str(out), *LIMITS,
-                       "--jobs", "2"])
+                       "--jobs", "2", "--feedback", str(out / "feedback"),
+                       "--format", "gradescope"])
     reports = {Path(r["file"]).stem: r for r in json.loads((out / "summary.json").read_text())}
     return code, reports, out
 
@@ -399,6 +400,30 @@ def test_the_grading_notebook_puts_master_tests_where_the_student_had_them():
     ex1 = nb.cells[roles.index("ex1")].source
     assert "doubles_negative_numbers" in ex1 and "weakened" not in ex1  # master, hidden too
     assert all(cell.cell_type == "code" for cell in nb.cells)  # markdown is not run
+
+
+def test_a_batch_writes_feedback_pages_and_gradescope_files(batch):
+    out = batch[2]
+    page = (out / "feedback" / "buggy_double.md").read_text(encoding="utf-8")
+    assert "# Feedback: buggy_double.ipynb" in page and "hidden tests: 0 of 1 passed" in page
+    assert "doubles_negative_numbers" not in page  # a hidden test's name stays hidden
+    results = json.loads((out / "buggy_double.results.json").read_text())
+    assert results["score"] == batch[1]["buggy_double"]["total"]
+    visibility = {t["name"]: t["visibility"] for t in results["tests"]}
+    assert visibility["ex1: doubles_negative_numbers"] == "after_published"
+    assert visibility["ex1: doubles_a_scalar"] == "visible"
+
+
+def test_one_submission_gets_results_json_for_gradescope(tmp_path):
+    submission = tmp_path / "submission.ipynb"
+    nbformat.write(_student(), str(submission))
+    code = grade.main([str(submission), "--solutions", str(FIXTURES), "--out", str(tmp_path),
+                       "--quiet", "--format", "gradescope", "--hidden-visibility", "hidden",
+                       *LIMITS])
+    assert code == grade.EXIT_GRADED
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["score"] == 3.0 and len(results["tests"]) == 5
+    assert {t["visibility"] for t in results["tests"]} == {"visible", "hidden"}
 
 
 def test_the_grading_notebook_ends_with_the_last_test_cell():

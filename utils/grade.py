@@ -13,7 +13,12 @@ For each submission it
    (``--memory-gb``, default 8, through ``RLIMIT_AS`` where the OS allows; 0 turns it off),
    and output cut at 1 MB per cell;
 4. prints a table and writes ``OUT/<name>.json`` (see :mod:`utils.gradereport`); for a
-   folder, also ``OUT/summary.csv`` and ``OUT/summary.json``.
+   folder, also ``OUT/summary.csv`` and ``OUT/summary.json``;
+5. with ``--feedback DIR``, writes ``DIR/<name>.md``, what the student may read (hidden tests
+   counted, not named; ``--show-hidden`` after the deadline); with ``--format gradescope``,
+   Gradescope's ``OUT/results.json`` (one submission) or ``OUT/<name>.results.json``
+   (a folder), hidden tests ``--hidden-visibility after_published`` or ``hidden``
+   (see :mod:`utils.gradefeedback`).
 
 Scores come only from the results that the injected test cells publish (see
 :mod:`utils.gradekernel`); what the student's own cells print or write is never read.
@@ -31,7 +36,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from utils import gradeexec, labformat
+from utils import gradeexec, gradefeedback, labformat
 from utils.gradenotebook import grading_notebook, review, test_cell_notes
 from utils.gradereport import Report, collect, table, write_summary, write_text
 
@@ -202,6 +207,18 @@ def grade_folder(folder: Path, out: Path, jobs: int = 1, **options) -> list[Repo
         return list(pool.map(one, paths))
 
 
+def write_extras(report: Report, name: Path, out: Path, args, single: bool) -> None:
+    """The student's feedback page and Gradescope's file, when asked for (``name``: the
+    submission's path relative to the folder graded, or its file name)."""
+    if args.feedback is not None:
+        page = gradefeedback.feedback_markdown(report, show_hidden=args.show_hidden)
+        write_text(args.feedback / name.with_suffix(".md"), page)
+    if args.format == "gradescope":
+        results = gradefeedback.gradescope_results(report, args.hidden_visibility)
+        path = out / "results.json" if single else out / name.with_suffix(".results.json")
+        write_text(path, json.dumps(results, indent=2))
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -245,6 +262,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="the run size the notebooks use (default smoke)")
     parser.add_argument("--full", action="store_true", help="the same as --size full")
     parser.add_argument("--quiet", action="store_true", help="one line, not a table (one file)")
+    parser.add_argument("--feedback", type=Path, default=None,
+                        help="also write a Markdown page per submission that a student may read")
+    parser.add_argument("--show-hidden", action="store_true",
+                        help="feedback names the hidden tests and shows their messages")
+    parser.add_argument("--format", choices=["json", "gradescope"], default="json",
+                        help="gradescope: also write Gradescope's results.json")
+    parser.add_argument("--hidden-visibility", choices=list(gradefeedback.HIDDEN_VISIBILITIES),
+                        default="after_published",
+                        help="Gradescope visibility of hidden tests")
     parser.add_argument(
         "--jobs", type=_positive, default=1, help="notebooks graded at the same time (folders)"
     )
@@ -271,6 +297,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"cannot grade: no .ipynb files in {args.submission}", file=sys.stderr)
             return EXIT_UNREADABLE
         reports = grade_folder(args.submission, args.out, jobs=args.jobs, **options)
+        for report in reports:
+            name = Path(report.file).relative_to(args.submission)
+            write_extras(report, name, args.out, args, single=False)
         csv_path, json_path = write_summary(reports, args.out)
         unusable = sum(not r.exercises for r in reports)
         print(
@@ -285,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot grade: {error}", file=sys.stderr)
         return error.code
     write_text(args.out / f"{args.submission.stem}.json", report.to_json())
+    write_extras(report, Path(args.submission.name), args.out, args, single=True)
     print(
         f"{report.file}: {report.total:g} / {report.max_total:g}" if args.quiet else table(report)
     )
