@@ -78,3 +78,61 @@ def test_assert_close_points_at_the_entry_outside_its_tolerance():
         checks.assert_close(found, expected, "x")
     with pytest.raises(checks.CheckError, match=r"found nan at index \(1,\)"):
         checks.assert_close([1.0, np.nan], [1.0, 2.0], "y")
+
+
+def _small_model(order="bn-relu", pooling="max", extra=False, name="net"):
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(len(order) + len(pooling) + extra)  # different initial weights
+    inputs = keras.Input((8, 8, 3))
+    x = layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    steps = [layers.BatchNormalization(name="bn"), layers.Activation("relu", name="act")]
+    for step in steps if order == "bn-relu" else steps[::-1]:
+        x = step(x)
+    pool = layers.MaxPooling2D if pooling == "max" else layers.AveragePooling2D
+    x = layers.Flatten(name="flatten")(pool(2, name="pool")(x))
+    x = layers.Dropout(0.5, name="drop")(x)
+    if extra:
+        x = layers.Dense(64, name="extra")(x)  # the same shape: only the function differs
+    outputs = layers.Dense(3, activation="softmax", name="out")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def test_assert_same_function_accepts_the_same_function_with_other_weights():
+    x = np.random.default_rng(0).random((4, 8, 8, 3)).astype(np.float32)
+    checks.assert_same_function(_small_model(), _small_model(), x, "the same builder")
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [({"order": "relu-bn"}, "outputs in"), ({"pooling": "average"}, "outputs in"),
+     ({"extra": True}, "should not be there")],
+)
+def test_assert_same_function_catches_another_function(change, message):
+    x = np.random.default_rng(0).random((4, 8, 8, 3)).astype(np.float32)
+    with pytest.raises(checks.CheckError, match=message):
+        checks.assert_same_function(_small_model(**change), _small_model(), x, "a changed net")
+
+
+def test_transplant_names_a_missing_layer():
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((4,))
+    other = keras.Model(inputs, layers.Dense(3, name="dense")(inputs), name="other")
+    reference = keras.Model(inputs, layers.Dense(3, name="out")(inputs), name="reference")
+    with pytest.raises(checks.CheckError, match="a layer named 'out'"):
+        checks.transplant(reference, other)
+
+
+def test_assert_float32_output_builds_under_mixed_precision():
+    def build(output_dtype):
+        inputs = keras.Input((4,))
+        hidden = layers.Dense(3, name="hidden")(inputs)
+        return keras.Model(inputs, layers.Dense(2, dtype=output_dtype, name="out")(hidden))
+
+    checks.assert_float32_output(lambda: build("float32"), "hidden", "a good model")
+    with pytest.raises(checks.CheckError, match="output dtype under mixed_float16"):
+        checks.assert_float32_output(lambda: build(None), "hidden", "a model without it")
+    assert keras.mixed_precision.global_policy().name == "float32"  # the policy is restored

@@ -105,3 +105,89 @@ def assert_accuracy(accuracy: float, minimum: float, dataset: str) -> None:
             f"{accuracy:.4f}",
             "Train longer, or check the model for a bug.",
         )
+
+
+def _weighted_layers(model) -> dict:
+    """``{name: layer}`` of the model's top-level layers that hold variables."""
+    return {layer.name: layer for layer in model.layers if layer.variables}
+
+
+def transplant(source, target) -> None:
+    """Copy every variable of ``source``'s layers into the layer of ``target`` of the same name.
+
+    Weights, batch-normalisation statistics and the states of random layers (dropout,
+    augmentation) are all copied, so afterwards the two models compute the same function,
+    in inference and in training mode, exactly when they are built the same way.
+
+    Raises:
+        CheckError: a layer with variables is missing from ``target``, is extra in it, or
+            holds variables of other shapes.
+    """
+    wanted, found = _weighted_layers(source), _weighted_layers(target)
+    for name, layer in wanted.items():
+        if name not in found:
+            _fail(f"a layer named {name!r} with weights in {target.name}", "one",
+                  f"only {sorted(found)}", "Name your layers as the docstring says.")
+        expected = [tuple(v.shape) for v in layer.variables]
+        shapes = [tuple(v.shape) for v in found[name].variables]
+        if shapes != expected:
+            _fail(f"variable shapes of layer {name!r}", expected, shapes)
+        for to, value in zip(found[name].variables, layer.variables, strict=True):
+            to.assign(value)
+    extra = sorted(set(found) - set(wanted))
+    if extra:
+        _fail(f"layers with weights in {target.name}", sorted(wanted), sorted(found),
+              f"{extra} should not be there")
+
+
+def assert_same_function(model, reference, inputs, what: str, *, training: bool = True,
+                         rtol: float = 1e-4, atol: float = 1e-5) -> None:
+    """``model`` computes the function ``reference`` computes, given the same weights.
+
+    Copies ``reference``'s variables into ``model`` by layer name (:func:`transplant`), then
+    compares the two models' outputs on ``inputs``: in inference mode, and, if ``training``,
+    in training mode (dropout and augmentation draw the same random numbers, batch
+    normalisation uses the batch's statistics). This catches what shapes and parameter counts
+    cannot: a missing or extra activation, batch normalisation and ReLU in the other order,
+    another pooling, dropout in another place, a wrong output layer.
+
+    Args:
+        model: the model to check (its weights are overwritten).
+        reference: a model built the right way, with the same arguments.
+        inputs: an array (B, ...) the models accept.
+        what: how the failure message names the model.
+    """
+    transplant(reference, model)
+    for mode in (False, True) if training else (False,):
+        expected = np.asarray(reference(inputs, training=mode), dtype=np.float64)
+        found = np.asarray(model(inputs, training=mode), dtype=np.float64)
+        phase = "training" if mode else "inference"
+        assert_close(found, expected, f"{what}, outputs in {phase} mode with the reference's "
+                     "weights", rtol=rtol, atol=atol)
+
+
+def assert_float32_output(build, hidden: str, what: str) -> None:
+    """Built under the ``mixed_float16`` policy, layer ``hidden`` computes in float16 and the
+    model's output is float32, as mixed-precision training on a GPU needs.
+
+    Under the default float32 policy every layer is float32 anyway, so the check builds the
+    model under ``mixed_float16`` (then restores the policy) to be able to fail.
+
+    Args:
+        build: a zero-argument function returning the ``keras.Model``.
+        hidden: the name of a layer that should follow the policy (a convolution, say).
+        what: how the failure message names the model.
+    """
+    import keras
+
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = build()
+    finally:
+        keras.mixed_precision.set_global_policy(before)
+    assert_equal(str(model.get_layer(hidden).compute_dtype), "float16",
+                 f"{what}: {hidden}'s compute dtype under mixed_float16 (leave it to the policy)")
+    for output in model.outputs:
+        assert_equal(str(output.dtype), "float32", f"{what}: output dtype under mixed_float16 "
+                     "(give the output layer dtype='float32')")
