@@ -197,6 +197,23 @@ def test_running_a_lab_is_not_an_edit_but_its_outputs_are_cleared(workspace, cap
     assert _run(solutions, labs, "--check") == build.EXIT_OK
 
 
+def test_nbval_tags_are_kept_and_a_changed_tag_is_a_change(workspace, capsys):
+    solutions, labs = workspace
+    source = solutions / "fixture_lab.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    nb.cells[1].metadata["tags"] = ["nbval-ignore-output"]
+    nb.cells[1].metadata["scrolled"] = True  # other cell metadata is not kept
+    nbformat.write(nb, str(source))
+    assert _run(solutions, labs) == build.EXIT_OK
+    cell = nbformat.read(labs / "fixture_lab.ipynb", as_version=4).cells[1]
+    assert cell.metadata == {"tags": ["nbval-ignore-output"]}
+    nb.cells[1].metadata["tags"] = []
+    nbformat.write(nb, str(source))
+    capsys.readouterr()
+    assert _run(solutions, labs, "--check") == build.EXIT_OUT_OF_DATE
+    assert "tags ['nbval-ignore-output']" in capsys.readouterr().out
+
+
 def test_check_says_when_force_is_needed(workspace, capsys):
     solutions, labs = workspace
     _run(solutions, labs)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import nbformat
 
-from utils import notebooks
+from utils import colab, notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -51,6 +51,17 @@ def test_strict_outputs_ignore_stderr_and_timings_but_catch_stale_output():
     assert "Cell outputs differ" in stale.stdout
 
 
+def test_the_nbval_ignore_output_tag_skips_only_its_own_cell():
+    """Cells whose output varies carry nbval's tag, not a comment in their code: tagged.ipynb
+    is stale.ipynb's cell, tagged, and a second, untagged cell with the right output."""
+    nb = nbformat.read(FIXTURES / "notebooks" / "tagged.ipynb", as_version=4)
+    assert [cell.metadata.get("tags") for cell in nb.cells] == [["nbval-ignore-output"], None]
+    assert nb.cells[0].source == nbformat.read(FIXTURES / "notebooks" / "stale.ipynb",
+                                               as_version=4).cells[0].source
+    tagged = _pytest("--nbval", "tests/fixtures/notebooks/tagged.ipynb")
+    assert tagged.returncode == 0, tagged.stdout[-2000:]
+
+
 def test_strip_logs_removes_tensorflow_lines_only():
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
     nb.cells[0].outputs = [nbformat.v4.new_output("stream", name="stderr", text=(
@@ -66,7 +77,10 @@ def test_every_shipped_notebook_has_outputs_that_were_executed():
         (ROOT / "solutions").glob("*.ipynb")
     ):
         nb = nbformat.read(path, as_version=4)
-        code_cells = [c for c in nb.cells if c.cell_type == "code"]
+        # The generated setup cell does nothing outside Colab, so utils.colab inserts it
+        # unexecuted; a refresh numbers it 1 like any other cell.
+        code_cells = [c for c in nb.cells if c.cell_type == "code"
+                      and not (c.get("id") == colab.SETUP_ID and c.execution_count is None)]
         counts = [c.execution_count for c in code_cells]
         assert all(counts), f"{path.name}: some code cells were never run; refresh it"
         assert counts == sorted(counts), f"{path.name}: cells were run out of order; refresh it"

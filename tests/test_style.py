@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -44,3 +47,53 @@ def test_importing_utils_has_no_side_effects(tmp_path):
     assert done.stdout.strip() == "inert"
     assert list(home.iterdir()) == [], "importing utils wrote files in the home folder"
     assert not (tmp_path / "cache").exists(), "importing utils created the data cache"
+
+
+def test_no_code_cell_carries_a_test_directive():
+    """nbval's directives are cell tags (nbval-ignore-output), never comments students read."""
+    import nbformat
+
+    found = [
+        f"{path.relative_to(ROOT)}, cell {index}"
+        for folder in ("lectures", "solutions", "labs")
+        for path in sorted((ROOT / folder).glob("*.ipynb"))
+        for index, cell in enumerate(nbformat.read(path, as_version=4).cells)
+        if cell.cell_type == "code" and "NBVAL_" in cell.source
+    ]
+    assert not found, "move these to the cell tag nbval-ignore-output:\n" + "\n".join(found)
+
+
+DOCS = ["README.md", "docs/instructors.md", "docs/how-it-works.md", "docs/gradescope.md"]
+REPO_PATH = re.compile(r"`((?:lectures|labs|solutions|utils|tests|benchmarks|docs|\.ci)/[^`\s]*)`")
+PLACEHOLDER = re.compile(r"[<*]|NAME|\bNB\b|\bLAB\b")
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor for a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_links_paths_and_commands_in_the_docs_resolve(doc):
+    import importlib.util
+
+    text = (ROOT / doc).read_text(encoding="utf-8")
+    broken = []
+    for target in re.findall(r"\]\(([^)\s]+)\)", text):
+        if target.startswith(("http://", "https://")):
+            continue
+        file, _, anchor = target.partition("#")
+        path = (ROOT / doc).parent / file if file else ROOT / doc
+        if not path.exists():
+            broken.append(f"link {target}: no file {path.relative_to(ROOT)}")
+        elif anchor and path.suffix == ".md":
+            headings = re.findall(r"^#+ (.+)$", path.read_text(encoding="utf-8"), re.MULTILINE)
+            if anchor not in {_anchor(heading) for heading in headings}:
+                broken.append(f"link {target}: no such heading")
+    for name in REPO_PATH.findall(text):
+        if not PLACEHOLDER.search(name) and not (ROOT / name.rstrip("/")).exists():
+            broken.append(f"path {name} does not exist")
+    for module in re.findall(r"python3? -m ((?:utils|benchmarks)\.\w+)", text):
+        if importlib.util.find_spec(module) is None:
+            broken.append(f"command python -m {module}: no such module")
+    assert not broken, f"{doc}:\n" + "\n".join(broken)

@@ -11,7 +11,8 @@ by hand) or a solution notebook does not follow the lab format (the message says
 
 The student version of a solution notebook has every solution region replaced by a stub
 that raises ``NotImplementedError`` (with the region's hints), no hidden test cells, no
-outputs, and metadata ``course = {lab, version, build}``: ``version`` is the hash of the
+outputs, cell metadata reduced to ``tags`` (nbval's ``nbval-ignore-output``) and ``editable``,
+and metadata ``course = {lab, version, build}``: ``version`` is the hash of the
 solution's cells and ``build`` the hash of the generated cells. A lab notebook whose cells no
 longer hash to its ``build`` stamp has been edited since it was generated (by a student or
 an instructor), and the build refuses to overwrite it unless ``--force`` is given.
@@ -72,7 +73,8 @@ def _text(nb) -> list[str]:
     stamp = json.dumps(dict(nb.metadata.get("course", {})), sort_keys=True)
     lines = [f"metadata.course = {stamp}\n"]
     for index, cell in enumerate(nb.cells):
-        lines.append(f"--- cell {index} ({cell.cell_type}) ---\n")
+        tags = cell.metadata.get("tags")  # nbval's tags (nbval-ignore-output) travel too
+        lines.append(f"--- cell {index} ({cell.cell_type}){f' tags {tags}' if tags else ''} ---\n")
         lines.extend(line + "\n" for line in cell.source.split("\n"))
     return lines
 
