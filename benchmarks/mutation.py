@@ -1,0 +1,177 @@
+"""Mutation testing of the labs' own tests: do they catch plausible wrong answers?
+
+Run:  python -m benchmarks.mutation [LAB ...] [--limit 60] [--min-score 90]
+
+For each lab (default: all), it makes single-change mutants of the solution regions
+(:mod:`benchmarks.mutants`: swapped activations, poolings and initialisers, deleted layer
+calls and keyword arguments, changed numbers, comparisons and operators, swapped
+arguments), at most ``--limit`` per lab, chosen at random with a fixed seed. Each mutant is
+graded as the grader grades a submission, at the smoke size: the lab's code cells run up
+to its last test cell, and at each test cell the master public and hidden tests of that
+exercise run (:func:`utils.gradekernel.run_exercise`). A mutant is **killed** when any test
+of the exercises after the mutated cell fails or errs, or when the mutated cell itself
+raises; it **survives** when every test still passes.
+
+To keep a lab to minutes, the lab's cells run once; each mutant then replaces its cell's
+definitions, runs the tests of the exercises from that cell on, and is undone. Cells
+between the mutated one and the tests are not run again, so a mutant whose effect only
+shows through a later demonstration cell counts as surviving.
+
+It prints, per lab, the mutants killed, the score and the survivors (cell, line and
+change), so that an instructor can add a test or see that a survivor computes the same
+function. Exit status 1 when a lab scores below ``--min-score`` percent, or its solution
+fails its own tests; 2 for an unknown lab; 0 otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.mutants import mutants
+from utils import labformat
+
+LIMIT = 60  # mutants per lab: a sample keeps the run to minutes per lab
+MIN_SCORE = 90.0  # percent of mutants a lab's tests must kill
+TEST_TIMEOUT_S = 30.0  # per test; a mutant may loop forever
+
+
+def _code(source: str) -> str:
+    """A cell's source without IPython magics and shell lines."""
+    return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+
+
+def _run_tests(exercise, namespace) -> list[dict]:
+    from utils import gradekernel
+
+    sources = [("public", s) for s in exercise.public] + [("hidden", s) for s in exercise.hidden]
+    # Outside a kernel the payload is displayed on stdout, which the worker does not keep.
+    payload = gradekernel.run_exercise(exercise.id, sources, TEST_TIMEOUT_S, namespace)
+    return payload["tests"] + [{"name": "definitions", "status": "error", "message": p}
+                               for p in payload["problems"]]
+
+
+def _failed(tests: list[dict]) -> str | None:
+    bad = [t for t in tests if t["status"] != "pass"]
+    return f"{bad[0]['name']}: {bad[0]['message'][:120]}" if bad else None
+
+
+def work(lab_id: str, limit: int, seed: int) -> dict:
+    """Grade the mutants of one lab in this process (the worker); returns the figures."""
+    from utils import gradekernel
+
+    started = time.monotonic()
+    lab = labformat.find(lab_id)
+    cells = [(i, c.source) for i, c in enumerate(lab.notebook.cells) if c.cell_type == "code"]
+    tests_at = {}  # cell index -> exercise, for each public test cell
+    for index, source in cells:
+        header = labformat.test_header(source)
+        if header and not header["hidden"]:
+            tests_at[index] = lab.exercises[header["exercise"]]
+    last = max(tests_at)
+    namespace: dict = {"__name__": "__main__"}
+    gradekernel.begin()
+    baseline = []
+    for index, source in cells:
+        if index > last:
+            break
+        if index in tests_at:
+            baseline.append((tests_at[index].id, _failed(_run_tests(tests_at[index], namespace))))
+        elif labformat.test_header(source) is None:
+            exec(compile(_code(source), f"<cell {index}>", "exec"), namespace)
+    broken = [f"{exercise}: {why}" for exercise, why in baseline if why]
+    if broken:
+        return {"lab": lab_id, "error": "the solution fails its own tests: " + "; ".join(broken)}
+    candidates = [(index, source, m) for index, source in cells if index < last
+                  for m in mutants(source)]
+    chosen = sorted(random.Random(seed).sample(candidates, min(limit, len(candidates))),
+                    key=lambda item: item[0])
+    survivors = []
+    for number, (index, source, mutant) in enumerate(chosen, start=1):
+        why = None
+        try:
+            exec(compile(mutant.source, f"<mutant of cell {index}>", "exec"), namespace)
+        except Exception as error:  # the mutated cell itself fails: a grader would see it
+            why = f"the cell raised {type(error).__name__}"
+        for position in sorted(p for p in tests_at if p > index):
+            if why:
+                break
+            why = _failed(_run_tests(tests_at[position], namespace))
+        exec(compile(_code(source), f"<cell {index}>", "exec"), namespace)  # undo
+        place = f"cell {index} line {mutant.line}: {mutant.description}"
+        print(f"  {lab_id} [{number}/{len(chosen)}] {'killed' if why else 'SURVIVED'}  {place}",
+              file=sys.stderr, flush=True)
+        if not why:
+            survivors.append(place)
+    killed = len(chosen) - len(survivors)
+    return {"lab": lab_id, "generated": len(candidates), "graded": len(chosen), "killed": killed,
+            "score": 100.0 * killed / max(1, len(chosen)), "survivors": survivors,
+            "seconds": round(time.monotonic() - started, 1)}
+
+
+def _in_subprocess(lab_id: str, limit: int, seed: int) -> dict:
+    """Run :func:`work` in a fresh interpreter at the smoke size, as the grader's kernel is."""
+    from utils.notebooks import TEST_ENV
+
+    env = {**os.environ, **TEST_ENV, "COURSE_SIZE": "smoke", "COURSE_GRADING": "1",
+           "MPLBACKEND": "Agg"}
+    env.pop("COURSE_QUICK", None)
+    with tempfile.TemporaryDirectory(prefix="mutation-") as folder:
+        out = Path(folder, "result.json")
+        command = [sys.executable, "-m", "benchmarks.mutation", "--worker", lab_id,
+                   "--limit", str(limit), "--seed", str(seed), "--result", str(out)]
+        done = subprocess.run(command, env=env, cwd=labformat.ROOT, stdout=subprocess.DEVNULL)
+        if done.returncode != 0 or not out.exists():
+            return {"lab": lab_id, "error": f"the worker exited with status {done.returncode}"}
+        return json.loads(out.read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.mutation",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("labs", nargs="*", help="lab ids (default: every lab)")
+    parser.add_argument("--limit", type=int, default=LIMIT, help="mutants graded per lab")
+    parser.add_argument("--seed", type=int, default=0, help="which mutants are sampled")
+    parser.add_argument("--min-score", type=float, default=MIN_SCORE,
+                        help="percent of mutants each lab must kill")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--result", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.limit < 1:
+        parser.error("--limit must be at least 1")
+    if args.worker:
+        result = work(args.worker, args.limit, args.seed)
+        args.result.write_text(json.dumps(result))
+        return 0
+    labs = args.labs or [path.stem for path in labformat.solution_paths()]
+    for lab_id in labs:  # an unknown lab fails here, before any work
+        try:
+            labformat.find(lab_id)
+        except LookupError as error:
+            print(f"cannot run: {error}", file=sys.stderr)
+            return 2
+    failed = False
+    for lab_id in labs:
+        result = _in_subprocess(lab_id, args.limit, args.seed)
+        if "error" in result:
+            print(f"{lab_id}: {result['error']}")
+            failed = True
+            continue
+        print(f"{lab_id}: {result['killed']} of {result['graded']} mutants killed "
+              f"({result['score']:.1f}%; {result['generated']} generated, "
+              f"{result['seconds']:.0f} s)")
+        for survivor in result["survivors"]:
+            print(f"  survived: {survivor}")
+        failed |= result["score"] < args.min_score
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
