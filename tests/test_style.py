@@ -27,7 +27,8 @@ def test_importing_utils_has_no_side_effects(tmp_path):
         rc_before = dict(matplotlib.rcParams)
         np_state, py_state = np.random.get_state()[1].copy(), random.getstate()
         import utils
-        from utils import (archtable, build, cache, checks, data, grade, gradeexec, gradekernel,
+        from utils import (archtable, build, cache, checks, colab, data, grade, gradeexec,
+                           gradekernel,
                            gradenotebook,
                            gradereport, idx, images, labformat, notebooks, pipeline, plotting,
                            quick, runtime, selfcheck, sources, training)
