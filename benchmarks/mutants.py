@@ -50,11 +50,13 @@ BINOP_SWAPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: a
 
 @dataclass(frozen=True)
 class Mutant:
-    """One change to a cell: ``source`` is the whole mutated cell, ``line`` is 1-based."""
+    """One change to a cell: ``source`` is the whole mutated cell, ``line`` is 1-based and
+    ``code`` is the original text of that line, stripped."""
 
     line: int
     description: str
     source: str
+    code: str = ""
 
 
 def solution_lines(source: str) -> set[int]:
@@ -90,11 +92,11 @@ def _changes(node) -> Iterator[tuple[str, object]]:
     elif isinstance(node, ast.Compare) and type(node.ops[0]) in COMPARE_SWAPS:
         new = copy.copy(node)
         new.ops = [COMPARE_SWAPS[type(node.ops[0])](), *node.ops[1:]]
-        yield f"comparison {type(node.ops[0]).__name__} -> {type(new.ops[0]).__name__}", new
+        yield f"{ast.unparse(node)} -> {ast.unparse(new)}", new
     elif isinstance(node, ast.BinOp) and type(node.op) in BINOP_SWAPS:
         new = copy.copy(node)
         new.op = BINOP_SWAPS[type(node.op)]()
-        yield f"operator {type(node.op).__name__} -> {type(new.op).__name__}", new
+        yield f"{ast.unparse(node)} -> {ast.unparse(new)}", new
     elif isinstance(node, ast.Call):
         for index, keyword in enumerate(node.keywords):
             if keyword.arg is not None:
@@ -139,7 +141,7 @@ def mutants(source: str) -> list[Mutant]:
     tree = ast.parse(source)
     original = ast.unparse(tree)
     nodes = list(_walk(tree))
-    found, seen = [], {original}
+    found, seen, lines = [], {original}, source.splitlines()
     for index, node in enumerate(nodes):
         if getattr(node, "lineno", None) not in inside:
             continue
@@ -148,7 +150,8 @@ def mutants(source: str) -> list[Mutant]:
             text = ast.unparse(ast.fix_missing_locations(changed))
             if text not in seen:
                 seen.add(text)
-                found.append(Mutant(node.lineno, description, text))
+                code = lines[node.lineno - 1].strip()
+                found.append(Mutant(node.lineno, description, text, code))
     return found
 
 

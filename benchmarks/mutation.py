@@ -19,7 +19,8 @@ shows through a later demonstration cell counts as surviving.
 
 It prints, per lab, the mutants killed, the score and the survivors (cell, line and
 change), so that an instructor can add a test or see that a survivor computes the same
-function. Exit status 1 when a lab scores below ``--min-score`` percent, or its solution
+function. Survivors judged by reading to be equivalent are listed in :data:`EQUIVALENT`,
+each with its reason; they are printed, and left out of the score. Exit status 1 when a lab scores below ``--min-score`` percent, or its solution
 fails its own tests; 2 for an unknown lab; 0 otherwise.
 """
 
@@ -41,6 +42,23 @@ from utils import labformat
 LIMIT = 60  # mutants per lab: a sample keeps the run to minutes per lab
 MIN_SCORE = 90.0  # percent of mutants a lab's tests must kill
 TEST_TIMEOUT_S = 30.0  # per test; a mutant may loop forever
+# Survivors judged by reading to compute the same function as the solution for every input
+# the exercise allows: (lab, the original line, the change) -> why. They are listed, and left
+# out of the score.
+EQUIVALENT = {
+    ("lab0_perceptron", "w = w + learning_rate * error * x",
+     "learning_rate * error -> learning_rate / error"): "error is -1 or 1 here",
+    ("lab0_perceptron", "b = b + learning_rate * error",
+     "learning_rate * error -> learning_rate / error"): "error is -1 or 1 here",
+    ("lab0_perceptron", "X, y = np.asarray(X, dtype=float), np.asarray(y)",
+     "keyword dtype= deleted"): "the weights start as float arrays: every update is in floats",
+    ("lab0_perceptron", "x = np.asarray(x, dtype=float)",
+     "keyword dtype= deleted"): "x is a float array by the docstring's contract",
+    ("lab0_perceptron", "for x, target in zip(X, y, strict=True):",
+     "keyword strict= deleted"): "X and y have the same length by the docstring's contract",
+    ("lab0_perceptron", "logits = np.asarray(logits, dtype=float)",
+     "keyword dtype= deleted"): "subtracting the max and np.exp give floats for any input",
+}
 
 
 def _code(source: str) -> str:
@@ -93,7 +111,7 @@ def work(lab_id: str, limit: int, seed: int) -> dict:
                   for m in mutants(source)]
     chosen = sorted(random.Random(seed).sample(candidates, min(limit, len(candidates))),
                     key=lambda item: item[0])
-    survivors = []
+    survivors, equivalent = [], []
     for number, (index, source, mutant) in enumerate(chosen, start=1):
         why = None
         try:
@@ -105,14 +123,19 @@ def work(lab_id: str, limit: int, seed: int) -> dict:
                 break
             why = _failed(_run_tests(tests_at[position], namespace))
         exec(compile(_code(source), f"<cell {index}>", "exec"), namespace)  # undo
-        place = f"cell {index} line {mutant.line}: {mutant.description}"
+        place = f"cell {index} line {mutant.line} `{mutant.code}`: {mutant.description}"
+        reason = EQUIVALENT.get((lab_id, mutant.code, mutant.description))
         print(f"  {lab_id} [{number}/{len(chosen)}] {'killed' if why else 'SURVIVED'}  {place}",
               file=sys.stderr, flush=True)
-        if not why:
+        if not why and reason:
+            equivalent.append(f"{place} ({reason})")
+        elif not why:
             survivors.append(place)
-    killed = len(chosen) - len(survivors)
+    scored = len(chosen) - len(equivalent)
+    killed = scored - len(survivors)
     return {"lab": lab_id, "generated": len(candidates), "graded": len(chosen), "killed": killed,
-            "score": 100.0 * killed / max(1, len(chosen)), "survivors": survivors,
+            "scored": scored, "score": 100.0 * killed / max(1, scored), "survivors": survivors,
+            "equivalent": equivalent,
             "seconds": round(time.monotonic() - started, 1)}
 
 
@@ -164,11 +187,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{lab_id}: {result['error']}")
             failed = True
             continue
-        print(f"{lab_id}: {result['killed']} of {result['graded']} mutants killed "
-              f"({result['score']:.1f}%; {result['generated']} generated, "
-              f"{result['seconds']:.0f} s)")
+        print(f"{lab_id}: {result['killed']} of {result['scored']} mutants killed "
+              f"({result['score']:.1f}%; {result['graded']} graded of {result['generated']} "
+              f"generated, {len(result['equivalent'])} equivalent; {result['seconds']:.0f} s)")
         for survivor in result["survivors"]:
             print(f"  survived: {survivor}")
+        for survivor in result["equivalent"]:
+            print(f"  equivalent: {survivor}")
         failed |= result["score"] < args.min_score
     return 1 if failed else 0
 

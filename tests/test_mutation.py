@@ -29,8 +29,8 @@ def test_only_the_solution_region_is_mutated():
 def test_each_kind_of_change_is_made_once_per_place():
     descriptions = [m.description for m in mutants(CELL)]
     for expected in ["'relu' -> 'tanh'", "MaxPooling2D -> AveragePooling2D",
-                     "keyword activation= deleted", "comparison Lt -> LtE", "operator Add -> Sub",
-                     "operator Mult -> Div", "2.0 -> 4.0", "3 -> 4"]:
+                     "keyword activation= deleted", "k < 2 -> k <= 2", "x + y -> x - y",
+                     "x * 2.0 -> x / 2.0", "2.0 -> 4.0", "3 -> 4"]:
         assert expected in descriptions
     assert any(d.startswith("layer call deleted") for d in descriptions)
     sources = [m.source for m in mutants(CELL)]
@@ -48,7 +48,7 @@ def test_lab0_mutants_are_graded_and_survivors_listed(capsys):
     status = mutation.main(["lab0_perceptron", "--limit", "4", "--min-score", "0"])
     out = capsys.readouterr().out
     assert status == 0, out
-    assert "lab0_perceptron: " in out and "of 4 mutants killed" in out
+    assert "lab0_perceptron: " in out and "mutants killed" in out and "4 graded" in out
 
 
 def test_an_unknown_lab_is_refused(capsys):
