@@ -20,7 +20,9 @@ shows through a later demonstration cell counts as surviving.
 It prints, per lab, the mutants killed, the score and the survivors (cell, line and
 change), so that an instructor can add a test or see that a survivor computes the same
 function. Survivors judged by reading to be equivalent are listed in :data:`EQUIVALENT`,
-each with its reason; they are printed, and left out of the score. Exit status 1 when a lab scores below ``--min-score`` percent, or its solution
+each with its reason; they are printed, and left out of the score.
+
+Exit status 1 when a lab scores below ``--min-score`` percent, or its solution
 fails its own tests; 2 for an unknown lab; 0 otherwise.
 """
 
@@ -56,6 +58,14 @@ EQUIVALENT = {
      "keyword dtype= deleted"): "x is a float array by the docstring's contract",
     ("lab0_perceptron", "for x, target in zip(X, y, strict=True):",
      "keyword strict= deleted"): "X and y have the same length by the docstring's contract",
+    ("lab1_lenet", 'x = layers.Flatten(name="flatten")(x)',
+     "keyword name= deleted"): "Keras names a model's first Flatten layer 'flatten' anyway",
+    ("lab1_lenet", 'inputs = keras.Input(shape=input_shape, name="image")',
+     "keyword name= deleted"): "the input's name is not part of the function",
+    ("lab1_lenet", 'x = pool(pool_size=2, strides=2, name="s2")(x)',
+     "keyword strides= deleted"): "pooling strides default to the pool size, 2",
+    ("lab1_lenet", 'x = pool(pool_size=2, strides=2, name="s4")(x)',
+     "keyword strides= deleted"): "pooling strides default to the pool size, 2",
     ("lab0_perceptron", "logits = np.asarray(logits, dtype=float)",
      "keyword dtype= deleted"): "subtracting the max and np.exp give floats for any input",
 }
@@ -63,7 +73,8 @@ EQUIVALENT = {
 
 def _code(source: str) -> str:
     """A cell's source without IPython magics and shell lines."""
-    return "\n".join(line for line in source.splitlines() if not line.lstrip().startswith(("%", "!")))
+    lines = source.splitlines()
+    return "\n".join(line for line in lines if not line.lstrip().startswith(("%", "!")))
 
 
 def _run_tests(exercise, namespace) -> list[dict]:
