@@ -66,6 +66,11 @@ EQUIVALENT = {
      "keyword strides= deleted"): "pooling strides default to the pool size, 2",
     ("lab1_lenet", 'x = pool(pool_size=2, strides=2, name="s4")(x)',
      "keyword strides= deleted"): "pooling strides default to the pool size, 2",
+    ("lab2_alexnet", 'x = layers.Flatten(name="flatten")(x)',
+     "keyword name= deleted"): "Keras names a model's first Flatten layer 'flatten' anyway",
+    ("lab2_alexnet",
+     "x = pipeline.augmentation(flip=True, crop_padding=4, input_shape=input_shape)(x)",
+     "keyword crop_padding= deleted"): "pipeline.augmentation's crop_padding defaults to 4",
     ("lab0_perceptron", "logits = np.asarray(logits, dtype=float)",
      "keyword dtype= deleted"): "subtracting the max and np.exp give floats for any input",
 }
