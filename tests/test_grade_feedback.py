@@ -44,7 +44,7 @@ def test_feedback_counts_hidden_tests_without_naming_them():
     assert "**2.5 of 5 points**" in page
     assert "## ex1: Doubling — 2 of 3 points" in page
     assert "- passed: `doubles_a_scalar`" in page
-    assert "- failed: `keeps_the_shape`: `shape: expected (3,), found (1, 3) [31m`" in page
+    assert "- failed: `keeps_the_shape`: `shape: expected (3,), found (1, 3)\\x1b[31m`" in page
     assert "- hidden tests: 1 of 1 passed" in page and "- hidden tests: 0 of 3 passed" in page
     assert "secret" not in page and "SECRET" not in page  # no hidden name or message
     assert "\x1b" not in page  # no escape sequence reaches the student's screen either
@@ -82,3 +82,17 @@ def test_gradescope_results_follow_the_documented_fields(visibility):
 def test_gradescope_rejects_an_unknown_visibility():
     with pytest.raises(ValueError, match="hidden_visibility='public'"):
         gradefeedback.gradescope_results(_report(), hidden_visibility="public")
+
+
+def test_feedback_escapes_and_caps_what_a_submission_wrote():
+    report = _report()
+    report.file = "submissions/\udcff\x1b]0;owned\x07.ipynb"  # not UTF-8, and a title escape
+    report.exercises[0]["tests"][1]["message"] = "\x1b[2J" + "x" * 100_000 + "\r\u202e"
+    page = gradefeedback.feedback_markdown(report)
+    page.encode("utf-8")  # no lone surrogate left to crash the writer
+    assert "\x1b" not in page and "\x07" not in page and "\r" not in page
+    assert "# Feedback: \\xff\\x1b]0;owned\\x07.ipynb" in page
+    assert len(page) < 5000  # the message is cut at MAX_MESSAGE characters
+    results = gradefeedback.gradescope_results(report)
+    outputs = [t["output"] for t in results["tests"]]
+    assert all(len(out) <= gradefeedback.MAX_MESSAGE and "\x1b" not in out for out in outputs)

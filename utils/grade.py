@@ -7,13 +7,16 @@ For each submission it
 2. builds a grading notebook: the student's code cells, with every test cell the student
    has (edited, deleted or not) replaced by the master public *and* hidden tests of that
    exercise, at the same place (exercises whose test cell is gone are tested at the end);
-3. runs it in a fresh kernel in a temporary folder, at the smoke size (``--size``), with a
-   time limit per notebook (``--timeout``, default 300 s), per cell (``--cell-timeout``, 120 s: the
-   cell is interrupted and the next one runs) and per test (60 s), a memory cap
-   (``--memory-gb``, default 8, through ``RLIMIT_AS`` where the OS allows; 0 turns it off),
-   and output cut at 1 MB per cell;
-4. prints a table and writes ``OUT/<name>.json`` (see :mod:`utils.gradereport`); for a
-   folder, also ``OUT/summary.csv`` and ``OUT/summary.json``;
+3. runs it in a fresh kernel inside a sandbox (``--sandbox``, see below), at the smoke size
+   (``--size``), with a time limit per notebook (``--timeout``, default 300 s), per cell
+   (``--cell-timeout``, 120 s: the cell is interrupted and the next one runs) and per test
+   (60 s), a memory cap (``--memory-gb``, default 8, for the sandbox's whole process tree
+   and, through ``RLIMIT_AS``, for the kernel; 0 turns both off), a CPU-time cap for the
+   tree (``--cpu-seconds``, default the time limit times the CPUs), a cap on its processes
+   and threads (``--max-tasks``, 1024), and output cut at 1 MB per cell;
+4. once the sandbox and every process in it are gone, prints a table and writes
+   ``OUT/<name>.json`` (see :mod:`utils.gradereport`); for a folder, also
+   ``OUT/summary.csv`` and ``OUT/summary.json``;
 5. with ``--feedback DIR``, writes ``DIR/<name>.md``, what the student may read (hidden tests
    counted, not named; ``--show-hidden`` after the deadline); with ``--format gradescope``,
    Gradescope's ``OUT/results.json`` (one submission) or ``OUT/<name>.results.json``
@@ -23,8 +26,21 @@ For each submission it
 Scores come only from the results that the injected test cells publish (see
 :mod:`utils.gradekernel`); what the student's own cells print or write is never read.
 
+The sandbox (``--sandbox auto``, the default, or ``bwrap``: :mod:`utils.sandbox`) shows the
+kernel the Python environment, the kit's ``utils/`` and the datasets, read-only, and a
+private ``/tmp``; not the submissions, ``--solutions``, ``--out`` or ``--feedback``; no
+network; its own PID namespace. What is guaranteed, and what is not yet, is in
+``docs/security.md``. Where no sandbox can run, the grader refuses (exit status 4) unless
+the instructor passes ``--no-sandbox`` (the same as ``--sandbox none``); every report then
+says, in ``sandbox`` and in a warning, that the code ran without one.
+
+A file that cannot be graded (not UTF-8, not JSON, nested too deeply, over 50 MB, cells or
+course metadata of the wrong type: :func:`utils.gradenotebook.load_submission`; an unknown
+lab) is one error row of a batch, which goes on.
+
 Exit status: 0 when graded (even at 0 points; for a folder, when the batch ran); 2 when the
-file cannot be read or is not a notebook; 3 when its lab is unknown.
+file cannot be read or is not a notebook; 3 when its lab is unknown; 4 when no sandbox can
+run here and ``--no-sandbox`` was not given.
 """
 
 from __future__ import annotations
@@ -36,47 +52,28 @@ import tempfile
 import time
 from pathlib import Path
 
-from utils import gradeexec, gradefeedback, labformat
-from utils.gradenotebook import grading_notebook, review, test_cell_notes
-from utils.gradereport import Report, collect, table, write_summary, write_text
+from utils import gradeexec, gradefeedback, labformat, sandbox, sandboxlimits
+from utils.gradenotebook import (  # noqa: F401  (SubmissionError, load_submission: API)
+    EXIT_UNKNOWN_LAB,
+    EXIT_UNREADABLE,
+    SubmissionError,
+    grading_notebook,
+    load_submission,
+    review,
+    test_cell_notes,
+)
+from utils.gradereport import Report, clean, collect, table, write_summary, write_text
 
-EXIT_GRADED, EXIT_UNREADABLE, EXIT_UNKNOWN_LAB = 0, 2, 3
+EXIT_GRADED, EXIT_NO_SANDBOX = 0, 4
 TIMEOUT_S = 300  # per notebook; labs grade at the smoke size in well under a minute
 TEST_TIMEOUT_S = 60  # per test; a test calls the student's code a few times
 CELL_TIMEOUT_S = 120  # per cell, then it is interrupted and the next cell runs
-MEMORY_GB = 8  # address-space cap for the kernel (TensorFlow alone maps about 3 GB)
-
-
-class SubmissionError(Exception):
-    """A submission that cannot be graded at all; ``code`` is the exit status."""
-
-    def __init__(self, message: str, code: int):
-        super().__init__(message)
-        self.code = code
-
-
-def load_submission(path: Path):
-    """Read a submitted notebook, or raise :class:`SubmissionError` saying what is wrong."""
-    import nbformat
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise SubmissionError(f"cannot read {path}: {error}", EXIT_UNREADABLE) from None
-    try:
-        raw = json.loads(text)
-    except ValueError as error:
-        raise SubmissionError(
-            f"{path.name} is not a notebook: invalid JSON ({error})", EXIT_UNREADABLE
-        ) from None
-    if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list):
-        raise SubmissionError(f"{path.name} is not a notebook: no list of cells", EXIT_UNREADABLE)
-    try:
-        return nbformat.reads(text, as_version=4)
-    except Exception as error:
-        raise SubmissionError(
-            f"{path.name} is not a valid notebook: {error}", EXIT_UNREADABLE
-        ) from None
+MEMORY_GB = 8  # memory cap (TensorFlow alone maps about 3 GB of address space)
+MAX_TASKS = 1024  # processes and threads in a sandbox (TensorFlow starts a few per core)
+NO_SANDBOX = (
+    "graded without a sandbox (--no-sandbox): the submission's code ran with the grader's "
+    "rights, and could read or change other files, other submissions and the reports"
+)
 
 
 def _kernel_env(size: str) -> dict[str, str]:
@@ -101,19 +98,40 @@ def grade(
     size: str = "smoke",
     test_timeout: float = TEST_TIMEOUT_S,
     cell_timeout: float = CELL_TIMEOUT_S,
+    sandbox_kind: str = "auto",
+    cpu_seconds: float | None = None,
+    max_tasks: int = MAX_TASKS,
+    hide: tuple = (),
 ) -> Report:
     """Grade one submission, running it at ``size`` (``"smoke"``, ``"cpu"`` or ``"full"``).
 
+    Args:
+        sandbox_kind: ``"auto"``, ``"bwrap"`` or ``"none"`` (see :func:`utils.sandbox.choose`).
+        cpu_seconds: CPU time for the sandbox's processes together (default: ``timeout``
+            times the CPUs, the most the time limit allows).
+        max_tasks: processes and threads the sandbox may run at once.
+        hide: more folders the sandbox must not show (the solutions folder and the
+            submission's folder are always hidden; a batch adds its folder and ``--out``).
+
     Raises:
         SubmissionError: unreadable, not a notebook, or an unknown lab.
+        utils.sandbox.SandboxUnavailable: the sandbox asked for cannot run here.
     """
+    report = _grade(path, lab_id, solutions_dir, timeout, memory_gb, size, test_timeout,
+                    cell_timeout, sandbox_kind, cpu_seconds, max_tasks, hide)  # fmt: skip
+    return report.tidy()
+
+
+def _grade(path, lab_id, solutions_dir, timeout, memory_gb, size, test_timeout, cell_timeout,
+           sandbox_kind, cpu_seconds, max_tasks, hide) -> Report:  # fmt: skip
     from utils.quick import SIZES
 
     if size not in SIZES:
         raise ValueError(f"size={size!r} should be one of {', '.join(SIZES)}.")
+    box_class = sandbox.choose(sandbox_kind)
     started, path = time.monotonic(), Path(path)
     submission = load_submission(path)
-    claimed = submission.metadata.get("course", {}).get("lab")
+    claimed = submission.metadata.get("course", {}).get("lab")  # a string: load_submission checks
     if not (lab_id or claimed):
         raise SubmissionError(
             f"{path.name}: unknown lab: the notebook's metadata has no lab id "
@@ -130,6 +148,7 @@ def grade(
         lab.version,
         submission.metadata.get("course", {}).get("version"),
         max_total=lab.max_points,
+        sandbox="none" if box_class is None else "",
     )
     if claimed and claimed != lab.id:
         report.errors.append(f"this notebook is lab {claimed!r}, not {lab.id!r}; not graded")
@@ -148,12 +167,22 @@ def grade(
     report.warnings += test_cell_notes(lab, submission)
     memory = int(memory_gb * 2**30) if memory_gb > 0 else None
     nb = grading_notebook(lab, submission, memory, min(test_timeout, timeout))
+    if box_class is None:
+        box, report.sandbox = None, "none"
+        report.warnings.append(NO_SANDBOX)
+    else:
+        cpu = cpu_seconds or timeout * (os.cpu_count() or 1)
+        limits = sandboxlimits.Limits(memory, cpu, max_tasks or None)
+        box = box_class(limits, hide=(path.parent, Path(solutions_dir), *hide))
+        report.sandbox = box.description
     with tempfile.TemporaryDirectory(prefix="grade-") as workdir:
         execution = gradeexec.execute(
-            nb, workdir, _kernel_env(size), timeout, cell_timeout=min(cell_timeout, timeout)
-        )
+            nb, workdir, _kernel_env(size), timeout, cell_timeout=min(cell_timeout, timeout),
+            sandbox=box,
+        )  # fmt: skip
+    # The sandbox, and every process in it, is gone here: what follows is the grader's alone.
     report.errors += execution.problems
-    report.warnings += execution.interrupted
+    report.warnings += execution.interrupted + execution.sandbox
     collect(lab, nb, execution, report)
     report.seconds = round(time.monotonic() - started, 1)
     return report
@@ -173,25 +202,32 @@ def _grade_safely(path: Path, options: dict, max_total: float) -> Report:
     try:
         return grade(path, **options)
     except SubmissionError as error:
-        return Report(str(path), errors=[str(error)], max_total=max_total)
-    except Exception as error:
+        return Report(str(path), errors=[str(error)], max_total=max_total).tidy()
+    except Exception as error:  # RecursionError and MemoryError included
         message = f"grader error: {type(error).__name__}: {error}"
-        return Report(str(path), errors=[message], max_total=max_total)
+        return Report(str(path), errors=[message], max_total=max_total).tidy()
 
 
 def grade_folder(folder: Path, out: Path, jobs: int = 1, **options) -> list[Report]:
     """Grade every notebook under ``folder`` (``jobs`` kernels at a time); write a report each.
 
     The report of ``folder/alice/lab0.ipynb`` is ``out/alice/lab0.json``, so submissions
-    with the same file name in different folders keep separate reports.
+    with the same file name in different folders keep separate reports. The sandbox of
+    each submission shows neither ``folder`` nor ``out``.
 
     Returns:
         The reports, in file-name order.
+
+    Raises:
+        utils.sandbox.SandboxUnavailable: the sandbox asked for cannot run here (checked
+            once, before any submission runs).
     """
     from concurrent.futures import ThreadPoolExecutor
 
     if jobs < 1:
         raise ValueError(f"jobs={jobs!r}: grade at least 1 notebook at a time")
+    sandbox.choose(options.get("sandbox_kind", "auto"))
+    options = {**options, "hide": (folder, out, *options.get("hide", ()))}
     paths = _notebooks(folder)
     lab_id = options.get("lab_id")
     max_total = labformat.find(lab_id, options["solutions_dir"]).max_points if lab_id else 0.0
@@ -200,7 +236,8 @@ def grade_folder(folder: Path, out: Path, jobs: int = 1, **options) -> list[Repo
         report = _grade_safely(path, options, max_total)
         write_text(out / path.relative_to(folder).with_suffix(".json"), report.to_json())
         errors = f"  ({'; '.join(report.errors)})" if report.errors else ""
-        print(f"{path}: {report.total:g} / {report.max_total:g}{errors}", flush=True)
+        line = f"{clean(path, 4096)}: {report.total:g} / {report.max_total:g}{errors}"
+        print(line, flush=True)
         return report
 
     with ThreadPoolExecutor(max_workers=jobs) as pool:
@@ -274,6 +311,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--jobs", type=_positive, default=1, help="notebooks graded at the same time (folders)"
     )
+    parser.add_argument("--sandbox", choices=sandbox.KINDS, default="auto",
+                        help="where the submission's code runs: auto (bubblewrap where it "
+                        "works, else refuse), bwrap, or none (the same as --no-sandbox)")
+    parser.add_argument("--no-sandbox", dest="sandbox", action="store_const", const="none",
+                        help="run submissions without a sandbox (every report says so)")
+    parser.add_argument("--cpu-seconds", type=float, default=None,
+                        help="CPU time of a sandbox's processes together "
+                        "(default: --timeout times the CPUs)")
+    parser.add_argument("--max-tasks", type=_positive, default=MAX_TASKS,
+                        help="processes and threads a sandbox may run at once")
     args = parser.parse_args(argv)
     if min(args.timeout, args.cell_timeout, args.test_timeout) <= 0:
         parser.error("--timeout, --cell-timeout and --test-timeout must be positive")
@@ -285,7 +332,19 @@ def main(argv: list[str] | None = None) -> int:
         size="full" if args.full else args.size,
         cell_timeout=args.cell_timeout,
         test_timeout=args.test_timeout,
+        sandbox_kind=args.sandbox,
+        cpu_seconds=args.cpu_seconds,
+        max_tasks=args.max_tasks,
+        hide=tuple(p for p in (args.out, args.feedback) if p is not None),
     )
+    try:
+        sandbox.choose(args.sandbox)
+    except sandbox.SandboxUnavailable as error:
+        print(f"cannot grade: no sandbox can run here: {error}. Pass --no-sandbox to run "
+              "the submissions without one (every report will say so).", file=sys.stderr)
+        return EXIT_NO_SANDBOX
+    if args.sandbox == "none":
+        print(f"warning: {NO_SANDBOX}", file=sys.stderr)
     if args.lab:  # a typo here would otherwise give every student 0 points
         try:
             labformat.find(args.lab, args.solutions)
@@ -294,7 +353,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_UNKNOWN_LAB
     if args.submission.is_dir():
         if not _notebooks(args.submission):
-            print(f"cannot grade: no .ipynb files in {args.submission}", file=sys.stderr)
+            print(f"cannot grade: no .ipynb files in {clean(args.submission, 4096)}",
+                  file=sys.stderr)
             return EXIT_UNREADABLE
         reports = grade_folder(args.submission, args.out, jobs=args.jobs, **options)
         for report in reports:
@@ -311,12 +371,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         report = grade(args.submission, **options)
     except SubmissionError as error:
-        print(f"cannot grade: {error}", file=sys.stderr)
+        print(f"cannot grade: {clean(error)}", file=sys.stderr)
         return error.code
     write_text(args.out / f"{args.submission.stem}.json", report.to_json())
     write_extras(report, Path(args.submission.name), args.out, args, single=True)
     print(
-        f"{report.file}: {report.total:g} / {report.max_total:g}" if args.quiet else table(report)
+        f"{clean(report.file, 4096)}: {report.total:g} / {report.max_total:g}"
+        if args.quiet
+        else table(report)
     )
     return EXIT_GRADED
 

@@ -5,24 +5,22 @@ tests and shows their messages. :func:`feedback_markdown` writes what a student 
 each exercise's points, each public test's result and message, and for the hidden tests only
 how many passed (their names and messages only when the instructor asks, after the
 deadline). :func:`gradescope_results` writes the file Gradescope's autograder reads
-(https://gradescope-autograders.readthedocs.io/en/latest/specs/).
+(https://gradescope-autograders.readthedocs.io/en/latest/specs/). Every text in them goes
+through :func:`utils.gradereport.clean` (control characters escaped, length capped) and is
+put on one line.
 """
 
 from __future__ import annotations
 
-import re
-
-from utils.gradereport import Report
+from utils.gradereport import Report, clean
 
 MAX_MESSAGE = 500  # characters of a test's message shown to a student
 HIDDEN_VISIBILITIES = ("hidden", "after_published")  # Gradescope's names
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 def _plain(text: str, limit: int = MAX_MESSAGE) -> str:
-    """``text`` on one line, without control characters, at most ``limit`` characters."""
-    text = _CONTROL.sub(" ", str(text)).replace("\n", " ").strip()
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """``text`` on one line, control characters escaped, at most ``limit`` characters."""
+    return clean(str(text)[: limit * 4].replace("\n", " ").replace("\t", " ").strip(), limit)
 
 
 def _code(text: str) -> str:

@@ -19,6 +19,15 @@ globals where ``test``, ``check``, ``checks`` and ``np`` are the grader's own, w
 student defined under those names. As in the notebook, what a *public* test cell defines (a
 constant, a helper) is then added to the student's globals for the cells after it; what
 hidden test cells define stays private.
+
+Each message, tampering note and problem published is cut at :data:`MAX_TEXT` characters
+(and each list at :data:`MAX_NOTES` entries), so a result stays far below the size of
+message the grader accepts (:data:`utils.gradeexec.MAX_MESSAGE_BYTES`).
+
+None of this is a security boundary: code that already ran in this interpreter can read the
+tests and forge their results whatever is restored. The kernel runs in the grader's sandbox
+(:mod:`utils.sandbox`), which keeps it from the grader, the reports and other submissions,
+but not from its own results; ``docs/security.md`` says what is and is not guaranteed.
 """
 
 from __future__ import annotations
@@ -29,6 +38,8 @@ import sys
 import types
 
 MIME = "application/vnd.dlvision.grade+json"
+MAX_TEXT = 2000  # characters of one published message or note
+MAX_NOTES = 50  # tampering notes or problems published per exercise
 GUARDED = (
     "builtins",
     "math",
@@ -266,10 +277,16 @@ def run_exercise(
             )
         finally:
             disarm()
+        message = str(outcome.message)[:MAX_TEXT]
         tests.append(
-            {"name": name, "visibility": kind, "status": outcome.status, "message": outcome.message}
+            {"name": name, "visibility": kind, "status": outcome.status, "message": message}
         )
     tampering += restore()  # the student's code may have run again inside the tests
-    payload = {"exercise": exercise, "tests": tests, "tampering": tampering, "problems": problems}
+    payload = {
+        "exercise": exercise,
+        "tests": tests,
+        "tampering": [note[:MAX_TEXT] for note in tampering[:MAX_NOTES]],
+        "problems": [problem[:MAX_TEXT] for problem in problems[:MAX_NOTES]],
+    }
     _SNAPSHOT["display"]({MIME: payload}, raw=True)  # the display function saved by begin()
     return payload

@@ -1,28 +1,109 @@
 """The notebook the autograder runs, assembled from a submission and the master tests.
 
-:func:`grading_notebook` keeps the student's code cells, replaces each of the student's test
-cells (edited, deleted or intact) by the master public and hidden tests of that exercise, at
-the same place, and appends the tests of exercises whose test cell is gone. The student's
-cells after the last test cell are left out: they cannot change a grade, and in a lab they
-are the long demonstrations (training, plots). :func:`review` lists cells whose code touches
-the grader's machinery, for an instructor to read.
+:func:`load_submission` reads a submission and turns every file the grader cannot use (not
+UTF-8, not JSON, nested too deeply, over :data:`MAX_SUBMISSION_BYTES`, a cell or course
+metadata of the wrong type) into one :class:`SubmissionError`, which a batch reports as one
+error row. :func:`grading_notebook` keeps the student's code cells, replaces each of the
+student's test cells (edited, deleted or intact) by the master public and hidden tests of
+that exercise, at the same place, and appends the tests of exercises whose test cell is
+gone. The student's cells after the last test cell are left out: they cannot change a
+grade, and in a lab they are the long demonstrations (training, plots). :func:`review` lists
+cells whose code touches the grader's machinery, for an instructor to read; its patterns run
+in linear time (their blanks never span lines), and a cell longer than :data:`MAX_REVIEWED`
+characters is reviewed up to there and flagged as too long.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from pathlib import Path
 
 from utils import labformat
 
-# Code an instructor may want to read: it touches the grader's machinery.
+EXIT_UNREADABLE, EXIT_UNKNOWN_LAB = 2, 3  # utils.grade's exit statuses for these errors
+MAX_SUBMISSION_BYTES = 50 << 20  # a lab notebook with its outputs is under 1 MB
+
+# Code an instructor may want to read: it touches the grader's machinery. Blanks are [ \t]:
+# a \s at the start of a MULTILINE pattern spans lines and backtracks quadratically.
 SUSPICIOUS = {
     r"\bgradekernel\b|application/vnd\.dlvision": "names the grader's internals",
     r"\bsys\.modules\b|\bbuiltins\b|__builtins__": "changes modules or builtins",
     r"__code__|\bsettrace\b|\bsetprofile\b|\bctypes\b": "uses interpreter hooks",
     r"input_transformers|ast_transformers|events\.register": "hooks IPython",
-    r"^\s*(checks|np|numpy|selfcheck|utils)(\.\w+)+\s*=": "assigns into a library module",
-    r"^\s*def\s+(check|test)\b|^\s*(check|test)\s*=": "redefines check or test",
+    r"^[ \t]*(checks|np|numpy|selfcheck|utils)(\.\w+)+[ \t]*=": "assigns into a library module",
+    r"^[ \t]*def[ \t]+(check|test)\b|^[ \t]*(check|test)[ \t]*=": "redefines check or test",
 }
+MAX_REVIEWED = 200_000  # characters of a cell reviewed; a longer cell is flagged as such
+
+
+class SubmissionError(Exception):
+    """A submission that cannot be graded at all; ``code`` is the exit status."""
+
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def load_submission(path: Path):
+    """Read a submitted notebook, or raise :class:`SubmissionError` saying what is wrong."""
+    import nbformat
+
+    try:
+        if path.stat().st_size > MAX_SUBMISSION_BYTES:
+            raise SubmissionError(
+                f"{path.name} is larger than {MAX_SUBMISSION_BYTES:,} bytes; not read",
+                EXIT_UNREADABLE,
+            )
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise SubmissionError(f"cannot read {path}: {error}", EXIT_UNREADABLE) from None
+    try:
+        raw = json.loads(text)
+    except ValueError as error:
+        raise SubmissionError(
+            f"{path.name} is not a notebook: invalid JSON ({error})", EXIT_UNREADABLE
+        ) from None
+    except RecursionError:
+        raise SubmissionError(
+            f"{path.name} is not a notebook: its JSON is nested too deeply", EXIT_UNREADABLE
+        ) from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list):
+        raise SubmissionError(f"{path.name} is not a notebook: no list of cells", EXIT_UNREADABLE)
+    problem = _shape_problem(raw)
+    if problem:
+        raise SubmissionError(f"{path.name} is not a valid notebook: {problem}", EXIT_UNREADABLE)
+    try:
+        return nbformat.reads(text, as_version=4)
+    except Exception as error:  # RecursionError included
+        raise SubmissionError(
+            f"{path.name} is not a valid notebook: {type(error).__name__}: {error}",
+            EXIT_UNREADABLE,
+        ) from None
+
+
+def _shape_problem(raw: dict) -> str | None:
+    """What makes a notebook's JSON unusable by the grader (a cell's source that is not
+    text, course metadata that is not a mapping of strings), or None."""
+    metadata = raw.get("metadata", {})
+    course = metadata.get("course", {}) if isinstance(metadata, dict) else None
+    if not isinstance(course, dict):
+        where = "metadata" if not isinstance(metadata, dict) else "metadata.course"
+        found = metadata if where == "metadata" else course
+        return f"{where} is a {type(found).__name__}, not a mapping"
+    for key in ("lab", "version"):
+        if course.get(key) is not None and not isinstance(course[key], str):
+            return f"metadata.course.{key} is a {type(course[key]).__name__}, not text"
+    for number, cell in enumerate(raw["cells"], start=1):
+        if not isinstance(cell, dict) or not isinstance(cell.get("cell_type"), str):
+            return f"cell {number} is not a cell (a mapping with a cell_type)"
+        source = cell.get("source", "")
+        lines = source if isinstance(source, list) else [source]
+        if not all(isinstance(line, str) for line in lines):
+            return f"the source of cell {number} is a {type(source).__name__}, not text"
+        if not isinstance(cell.get("metadata", {}), dict):
+            return f"the metadata of cell {number} is not a mapping"
+    return None
 
 
 def expected_tests(exercise: labformat.Exercise) -> list[tuple[str, str]]:
@@ -129,7 +210,13 @@ def review(submission) -> list[str]:
     for index, cell in enumerate(submission.cells):
         if cell.get("cell_type") != "code" or labformat.test_header(cell.source):
             continue
+        source = cell.source[:MAX_REVIEWED]
+        if len(cell.source) > MAX_REVIEWED:
+            notes.append(
+                f"{cell_label(index, source)} is {len(cell.source):,} characters long; "
+                f"only the first {MAX_REVIEWED:,} were reviewed"
+            )
         for pattern, why in SUSPICIOUS.items():
-            if re.search(pattern, cell.source, re.MULTILINE):
-                notes.append(f"{cell_label(index, cell.source)} {why}")
+            if re.search(pattern, source, re.MULTILINE):
+                notes.append(f"{cell_label(index, source)} {why}")
     return notes
