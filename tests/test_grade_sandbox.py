@@ -357,6 +357,26 @@ def _text(nb, index: int) -> str:
     return "".join(out.get("text", "") for out in nb.cells[index].outputs)
 
 
+def test_the_kit_cache_is_read_from_the_host_and_written_privately(tmp_path, monkeypatch):
+    import numpy as np
+
+    from utils import cache
+
+    monkeypatch.setenv(cache.ENV_VAR, str(tmp_path))
+    cache.save_arrays("host_dataset", {"a": np.arange(3)})
+    nb = _notebook("""
+        import numpy as np
+        from utils import cache
+        print(cache.load_arrays("host_dataset")["a"].tolist())
+        cache.save_arrays("decoded_in_the_sandbox", {"b": np.ones(2)})
+        print(sorted(path.name for path in cache.cache_dir().iterdir()))""")
+    result = _run(nb, sandboxlimits.Limits(memory_bytes=2 << 30), cgroups=True)
+    assert result.problems == [] and _text(nb, 0).splitlines() == [
+        "[0, 1, 2]", "['decoded_in_the_sandbox.npz', 'host_dataset.npz']"
+    ], _text(nb, 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["host_dataset.npz"]
+
+
 @pytest.mark.parametrize("cgroups", [True, False], ids=["cgroups", "watcher"])
 def test_the_memory_cap_holds_for_the_whole_tree(cgroups):
     nb = _notebook("""

@@ -5,11 +5,12 @@ starts, runs
 
 - with a read-only view of the system's libraries (``/usr``), a few files of ``/etc``, the
   Python environment (``sys.prefix``, ``sys.base_prefix``, the user site), the kit's
-  ``utils/`` and the data the labs read (the kit's cache, Keras' and TFDS' folders,
-  ``$FASHION_MNIST_DIR``; ``/usr/share/datasets`` is in ``/usr``), and nothing else of the
-  machine: not the submissions, the solutions, the reports, the repository's ``.git`` or
-  the grader's temporary folders. A folder of ``hide`` that lies inside a shown folder
-  is covered by an empty one;
+  ``utils/`` and the data the labs read (Keras' and TFDS' folders, ``$FASHION_MNIST_DIR``,
+  the kit cache's ``.npz`` files, in a cache folder of its own where it may add more;
+  ``/usr/share/datasets`` is in ``/usr``), and nothing else of the machine: not the
+  submissions, the solutions, the reports, the repository's ``.git`` or the grader's
+  temporary folders. A folder of ``hide`` that lies inside a shown folder is covered by
+  an empty one;
 - in a private, writable ``/tmp`` of at most the memory cap (its working folder and
   ``HOME`` are ``/tmp/work``) and a small ``/dev/shm``, which disappear with it; the
   rest of its file system is read-only;
@@ -44,6 +45,7 @@ from utils import sandboxlimits
 
 KINDS = ("auto", "bwrap", "none")
 WORK = "/tmp/work"  # the kernel's working folder and HOME inside the sandbox
+KIT_CACHE = f"{WORK}/.cache/dl-vision-course"  # the kit's cache inside: the host's files, read-only
 TMP_BYTES = 1 << 30  # the private /tmp's size when there is no memory cap
 SHM_BYTES = 256 << 20  # /dev/shm's size (multiprocessing's semaphores and small buffers)
 NOBODY = 65534  # owner of the socket folder once locked (the sandbox runs as root, no caps)
@@ -127,12 +129,21 @@ def shown_folders() -> list[Path]:
     """Folders shown read-only: the Python environment, the kit's utils/, the labs' data."""
     import site
 
-    from utils import cache, labformat, sources
+    from utils import labformat, sources
 
     python = [sys.prefix, sys.base_prefix, sys.exec_prefix, site.getusersitepackages()]
-    data = [os.environ.get("FASHION_MNIST_DIR"), cache.cache_dir(),
-            sources.keras_datasets_dir().parent, sources.tfds_data_dir()]  # fmt: skip
+    data = [os.environ.get("FASHION_MNIST_DIR"), sources.keras_datasets_dir().parent,
+            sources.tfds_data_dir()]  # fmt: skip
     return _real([*python, labformat.ROOT / "utils", *data])
+
+
+def _files_into(folder: Path, pattern: str, inside: str) -> list[str]:
+    """Read-only binds of the host's files ``folder/pattern`` into the folder ``inside``,
+    which stays writable: the kernel reads them and may write new ones beside them."""
+    args = []
+    for path in sorted(folder.glob(pattern)):
+        args += ["--ro-bind", str(path), f"{inside}/{path.name}"]
+    return args
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -158,13 +169,13 @@ class Bubblewrap:
 
     def _environment(self, env: dict[str, str]) -> list[str]:
         keep = {k: v for k, v in env.items() if k in ENV_KEEP or k.startswith(ENV_PREFIXES)}
-        from utils import cache, sources
+        from utils import sources
 
         keep.update(
             HOME=WORK, TMPDIR="/tmp", MPLCONFIGDIR=f"{WORK}/.config/matplotlib",
             XDG_CACHE_HOME=f"{WORK}/.cache", XDG_CONFIG_HOME=f"{WORK}/.config",
             IPYTHONDIR=f"{WORK}/.ipython", JUPYTER_RUNTIME_DIR=f"{WORK}/.jupyter",
-            COURSE_OFFLINE="1", COURSE_CACHE_DIR=str(cache.cache_dir()),
+            COURSE_OFFLINE="1", COURSE_CACHE_DIR=KIT_CACHE,
             KERAS_HOME=str(sources.keras_datasets_dir().parent),
             TFDS_DATA_DIR=str(sources.tfds_data_dir()), LANG=env.get("LANG", "C.UTF-8"),
         )  # fmt: skip
@@ -182,10 +193,12 @@ class Bubblewrap:
         shown = shown_folders()
         for path in shown:
             args += ["--ro-bind", str(path), str(path)]
-        # matplotlib's font list, so the kernel does not rebuild it (a second) at each start.
+        # The kit's decoded datasets, and matplotlib's font list (else rebuilt at each start).
+        from utils import cache
+
+        args += ["--dir", KIT_CACHE, *_files_into(cache.cache_dir(), "*.npz", KIT_CACHE)]
         fonts = Path(os.environ.get("MPLCONFIGDIR") or Path.home() / ".cache" / "matplotlib")
-        for font_list in sorted(fonts.glob("fontlist-*.json")):
-            args += ["--ro-bind", str(font_list), f"{WORK}/.config/matplotlib/{font_list.name}"]
+        args += _files_into(fonts, "fontlist-*.json", f"{WORK}/.config/matplotlib")
         args += ["--bind", str(self.folder), str(self.folder)]
         for path in self.hide:  # e.g. a submissions folder inside the Python environment
             if any(_inside(path, folder) for folder in shown):
