@@ -191,6 +191,15 @@ class Bubblewrap:
         args += ["--size", str(memory or TMP_BYTES), "--tmpfs", "/tmp"]
         args += ["--dir", WORK, *_system_mounts()]
         shown = shown_folders()
+        # A shown folder under /tmp (a kit cloned there) would leave its parents writable in
+        # the private /tmp: give each such top folder a mount of its own, made read-only below.
+        tmp = Path("/tmp")
+        tops = sorted({tmp / path.relative_to(tmp).parts[0] for path in shown
+                       if _inside(path, tmp) and path != tmp})
+        tops = [top for top in tops
+                if not _inside(self.folder, top) and not _inside(Path(WORK), top)]
+        for top in tops:
+            args += ["--tmpfs", str(top)]
         for path in shown:
             args += ["--ro-bind", str(path), str(path)]
         # The kit's decoded datasets, and matplotlib's font list (else rebuilt at each start).
@@ -204,6 +213,8 @@ class Bubblewrap:
             if any(_inside(path, folder) for folder in shown):
                 cover = ["--tmpfs"] if path.is_dir() else ["--ro-bind", "/dev/null"]
                 args += [*cover, str(path)]
+        for top in tops:
+            args += ["--remount-ro", str(top)]
         return [*args, "--remount-ro", "/"]  # bwrap's own root: mount points only
 
     def command(self, argv: list[str], env: dict[str, str]) -> list[str]:
