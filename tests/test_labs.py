@@ -278,6 +278,56 @@ BUGS = {
             {"ex5"},
         ),
     ],  # BUGS lab5_resnet
+    "lab6_looking_inside": [  # BUGS lab6_looking_inside
+        (
+            "padding_counted_after_the_stride",  # the same answer unless a padded layer strides
+            "        offset -= padding * jump\n        jump *= stride",
+            "        jump *= stride\n        offset -= padding * jump",
+            {"ex1"},
+        ),
+        (
+            "field_grows_without_the_jump",
+            "size += (kernel - 1) * jump",
+            "size += kernel - 1",
+            {"ex1"},
+        ),
+        (
+            "images_ranked_by_their_mean_response",
+            "response = flat.max(axis=1)",
+            "response = flat.mean(axis=1)",
+            {"ex2"},
+        ),
+        (
+            "strongest_position_read_column_major",
+            "np.unravel_index(np.argmax(flat[index]), maps.shape[1:])",
+            'np.unravel_index(np.argmax(flat[index]), maps.shape[1:], order="F")',
+            {"ex2"},
+        ),
+        (
+            "occluded_with_zeros_instead_of_fill",
+            "j * stride : j * stride + size] = fill",
+            "j * stride : j * stride + size] = 0.0",
+            {"ex3"},
+        ),
+        (
+            "fgsm_descends_the_loss",
+            "np.clip(x.numpy() + epsilon * np.sign(gradient), 0.0, 1.0)",
+            "np.clip(x.numpy() - epsilon * np.sign(gradient), 0.0, 1.0)",
+            {"ex4"},
+        ),
+        (
+            "images_that_stopped_keep_moving",
+            "step = tf.where(running[:, None, None, None], step_size * tf.sign(gradient), 0.0)",
+            "step = step_size * tf.sign(gradient)",
+            {"ex5"},
+        ),
+        (
+            "no_stop_at_the_confidence",
+            "running = (chosen.numpy() < confidence) & (steps < max_steps)",
+            "running = steps < max_steps",
+            {"ex5"},
+        ),
+    ],
 }
 LABS = [path.stem for path in labformat.solution_paths()]
 
