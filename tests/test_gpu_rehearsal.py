@@ -33,6 +33,7 @@ MAIN_MODELS = {
     "lab5_resnet": ("resnet_cifar", {"n": 3, "input_shape": (32, 32, 1), "num_classes": 10}),
     "lab6_looking_inside": ("three_stage_cnn", {"input_shape": (32, 32, 1), "num_classes": 10,
                                                 "width": 0.5}),
+    "lab7_features": ("source_cnn", {"input_shape": (32, 32, 1), "num_classes": 10, "width": 0.5}),
 }
 XLA_TOLERANCE = 1e-5  # largest difference allowed between XLA's and the eager probabilities
 

@@ -328,6 +328,88 @@ BUGS = {
             {"ex5"},
         ),
     ],
+    "lab7_features": [  # BUGS lab7_features
+        (
+            "lp_pooling_without_the_root",
+            "return scale * ops.power(ops.sum(ops.power(ratios, self.p), axis=3), 1.0 / self.p)",
+            "return scale * ops.sum(ops.power(ratios, self.p), axis=3)",
+            {"ex1"},
+        ),
+        (
+            "lp_pooling_overflows_at_large_p",  # only the hidden large-p test sees it
+            "scale = ops.where(largest > 0, largest, ops.ones_like(largest))",
+            "scale = ops.ones_like(largest)",
+            {"ex1"},
+        ),
+        (
+            "lp_pooling_ignores_the_stride",
+            'strides=self.strides, padding="valid"',
+            'strides=self.pool_size, padding="valid"',
+            {"ex1"},
+        ),
+        (
+            "divisive_normalisation_without_the_threshold",
+            "return inputs / ops.maximum(ops.sqrt(energy), self.threshold)",
+            "return inputs / ops.sqrt(energy)",
+            {"ex2"},
+        ),
+        (
+            "divisive_normalisation_per_channel",  # right on one channel, fails on several
+            "energy = ops.sum(ops.square(inputs), axis=-1, keepdims=True)",
+            "energy = ops.square(inputs)",
+            {"ex2"},
+        ),
+        (
+            "lcn_deviation_of_the_raw_input",
+            "ops.square(centred)",
+            "ops.square(inputs)",
+            {"ex3"},
+        ),
+        (
+            "lcn_without_the_floor",
+            "ops.maximum(ops.maximum(deviation, floor), self.epsilon)",
+            "ops.maximum(deviation, self.epsilon)",
+            {"ex3"},
+        ),
+        (
+            "search_scored_on_the_fitting_data",
+            "x[fitting], y[fitting], x[validation], y[validation]",
+            "x[fitting], y[fitting], x[fitting], y[fitting]",
+            {"ex4"},
+        ),
+        (
+            "search_splits_anew_every_trial",
+            "        config = sample_config(generator)\n",
+            "        order = generator.permutation(len(x))\n"
+            "        validation, fitting = order[:count], order[count:]\n"
+            "        config = sample_config(generator)\n",
+            {"ex4"},
+        ),
+        (
+            "search_keeps_the_worst",
+            "best = int(np.argmax(scores))",
+            "best = int(np.argmin(scores))",
+            {"ex4"},
+        ),
+        (
+            "features_max_twice",
+            "maps = np.concatenate([maps.mean(axis=(1, 2)), maps.max(axis=(1, 2))], axis=1)",
+            "maps = np.concatenate([maps.max(axis=(1, 2)), maps.max(axis=(1, 2))], axis=1)",
+            {"ex5"},
+        ),
+        (
+            "features_left_in_float16",  # only the hidden mixed-precision test sees it
+            "maps = np.asarray(maps, dtype=np.float32)",
+            "maps = np.asarray(maps)",
+            {"ex5"},
+        ),
+        (
+            "features_of_the_layers_mixed_up",
+            "zip(layer_names, outputs, strict=True)",
+            "zip(reversed(layer_names), outputs, strict=True)",
+            {"ex5"},
+        ),
+    ],
 }
 LABS = [path.stem for path in labformat.solution_paths()]
 
