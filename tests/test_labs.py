@@ -409,6 +409,24 @@ BUGS = {
             "zip(reversed(layer_names), outputs, strict=True)",
             {"ex5"},
         ),
+        (
+            "batch_normalisation_left_to_train",
+            "                layer.trainable = False\n",
+            "                pass\n",
+            {"ex6"},
+        ),
+        (
+            "every_variable_slowed",  # batch normalisation's statistics too
+            "slow = [variable.path for variable in trunk.trainable_variables]",
+            "slow = [variable.path for variable in trunk.variables]",
+            {"ex6"},
+        ),
+        (
+            "scratch_slowed_too",
+            "    slow = []\n    if transfer:\n",
+            "    slow = [variable.path for variable in trunk.trainable_variables]\n    if transfer:\n",
+            {"ex6"},
+        ),
     ],
 }
 LABS = [path.stem for path in labformat.solution_paths()]
