@@ -424,7 +424,8 @@ BUGS = {
         (
             "scratch_slowed_too",
             "    slow = []\n    if transfer:\n",
-            "    slow = [variable.path for variable in trunk.trainable_variables]\n    if transfer:\n",
+            "    slow = [variable.path for variable in trunk.trainable_variables]\n"
+            "    if transfer:\n",
             {"ex6"},
         ),
     ],
