@@ -256,9 +256,10 @@ def test_main_exits_1_over_budget(monkeypatch, capsys, pflop, status):
 def test_training_notebooks_are_those_that_call_fit():
     names = [f"{p.parent.name}/{p.stem}" for p in compute.training_notebooks()]
     assert names == ["lectures/01_filters", "lectures/02_perceptron", "lectures/03_autoencoders",
-                     "lectures/05_architectures_compared", "solutions/lab1_lenet",
-                     "solutions/lab2_alexnet", "solutions/lab3_vgg", "solutions/lab4_inception",
-                     "solutions/lab5_resnet"]
+                     "lectures/05_architectures_compared", "lectures/06_what_networks_learn",
+                     "solutions/lab1_lenet", "solutions/lab2_alexnet", "solutions/lab3_vgg",
+                     "solutions/lab4_inception", "solutions/lab5_resnet",
+                     "solutions/lab6_looking_inside"]
 
 
 @pytest.mark.slow

@@ -28,10 +28,9 @@ def test_importing_utils_has_no_side_effects(tmp_path):
         np_state, py_state = np.random.get_state()[1].copy(), random.getstate()
         import utils
         from utils import (archtable, build, cache, checks, colab, data, grade, gradeexec,
-                           gradekernel,
-                           gradenotebook,
-                           gradereport, idx, images, labformat, notebooks, pipeline, plotting,
-                           quick, runtime, selfcheck, sources, training)
+                           gradekernel, gradenotebook, gradereport, idx, images,
+                           inspection, labformat, notebooks, pipeline, plotting, quick,
+                           runtime, selfcheck, sources, training)
         assert dict(matplotlib.rcParams) == rc_before, "rcParams changed"
         assert (np.random.get_state()[1] == np_state).all(), "NumPy was seeded"
         assert random.getstate() == py_state, "random was seeded"

@@ -14,6 +14,8 @@ configured until you call a function. The modules, one job each:
 - :mod:`utils.training`  -- the one training path around ``model.fit``;
 - :mod:`utils.plotting`  -- figures (image grids, curves, filters, confusion matrix);
 - :mod:`utils.checks`    -- assertion helpers with messages a student can act on;
+- :mod:`utils.inspection` -- looking inside a trained network (layer outputs, gradients,
+  receptive-field geometry, image transformations);
 - :mod:`utils.notebooks` -- executing notebooks (tests, refreshing stored outputs);
 - :mod:`utils.archtable` -- parameters and multiply-adds of a network from a layer table;
 - :mod:`utils.labformat` -- the lab source format (solution markers, test cells, points);
@@ -37,6 +39,7 @@ __all__ = [
     "gradereport",
     "idx",
     "images",
+    "inspection",
     "labformat",
     "notebooks",
     "pipeline",
