@@ -213,6 +213,7 @@ def run_exercise(
     sources: list[tuple[str, str]],
     test_timeout: float = 60.0,
     namespace: dict | None = None,
+    reference: str = "",
 ) -> dict:
     """Run the master tests of one exercise against the student's globals; publish the result.
 
@@ -222,6 +223,8 @@ def run_exercise(
             "hidden".
         test_timeout: seconds allowed per test.
         namespace: the student's globals (default: the kernel's ``__main__``).
+        reference: the definitions of the exercise's solution cells; run on a copy of the
+            student's globals, they are what ``utils.selfcheck.reference`` holds in the tests.
 
     Returns:
         The published payload: ``{"exercise", "tests": [{name, visibility, status,
@@ -244,6 +247,14 @@ def run_exercise(
 
     registered: list[tuple[str, str, object]] = []  # (visibility, name, function)
     tests, problems = [], []
+    solution = dict(student)  # the reference's own helpers win over the student's
+    try:
+        exec(compile(reference, f"<the reference solution of {exercise}>", "exec"), solution)
+    except Exception as error:
+        problems.append(f"the reference solution failed: {type(error).__name__}: {error}")
+    selfcheck.use_reference(
+        {key: value for key, value in solution.items() if student.get(key, solution) is not value}
+    )
     trusted = {"test": test, "check": lambda *args, **kwargs: None, "checks": checks, "np": numpy}
     scope = {**student, **trusted}  # a copy: the tests run with the grader's helpers
     for visibility, source in sources:
@@ -281,6 +292,7 @@ def run_exercise(
         tests.append(
             {"name": name, "visibility": kind, "status": outcome.status, "message": message}
         )
+    selfcheck.use_reference(None)
     tampering += restore()  # the student's code may have run again inside the tests
     payload = {
         "exercise": exercise,

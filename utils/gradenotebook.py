@@ -122,7 +122,8 @@ def _grader_cell(exercise: labformat.Exercise, test_timeout: float):
     sources = [("public", s) for s in exercise.public] + [("hidden", s) for s in exercise.hidden]
     source = (
         f"import utils.gradekernel as _grader\n"
-        f"_grader.run_exercise({exercise.id!r}, {sources!r}, test_timeout={test_timeout!r})"
+        f"_grader.run_exercise({exercise.id!r}, {sources!r}, test_timeout={test_timeout!r},\n"
+        f"                     reference={exercise.reference!r})"
     )
     # The cell may take a test time limit per test, plus a margin for defining the tests.
     timeout = int(len(expected_tests(exercise)) * test_timeout + 30)

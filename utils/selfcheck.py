@@ -17,12 +17,42 @@ ones, through :func:`run_test`, but keeps its own registry.
 from __future__ import annotations
 
 import os
+import sys
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 
 PASS, FAIL, NOT_ATTEMPTED, ERROR = "pass", "fail", "not attempted", "error"
 _REGISTRY: dict[str, dict[str, Callable[[], None]]] = {}  # exercise -> test name -> test
+_REFERENCE: dict | None = None  # set by the grader while it runs an exercise's tests
+
+
+class _Reference:
+    """The solution's functions, for hidden tests: ``reference.lenet5(...)``.
+
+    While the grader runs an exercise's tests, a name the exercise's solution cells define is
+    the solution's definition; any other name, and every name outside the grader (the
+    solution notebook itself), is looked up in the notebook's own globals.
+    """
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if _REFERENCE is not None and name in _REFERENCE:
+            return _REFERENCE[name]
+        main = vars(sys.modules["__main__"])
+        if name not in main:
+            raise NameError(f"reference.{name}: neither the solution nor the notebook defines it")
+        return main[name]
+
+
+reference = _Reference()
+
+
+def use_reference(namespace: dict | None) -> None:
+    """What :data:`reference` holds first (the grader's call); ``None`` clears it."""
+    global _REFERENCE
+    _REFERENCE = namespace
 
 
 @dataclass(frozen=True)
