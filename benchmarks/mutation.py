@@ -73,6 +73,18 @@ EQUIVALENT = {
      "keyword crop_padding= deleted"): "pipeline.augmentation's crop_padding defaults to 4",
     ("lab0_perceptron", "logits = np.asarray(logits, dtype=float)",
      "keyword dtype= deleted"): "subtracting the max and np.exp give floats for any input",
+    ("lab4_inception", 'inputs = keras.Input(input_shape, name="image")',
+     "keyword name= deleted"): "the input's name is not part of the function",
+    ("lab4_inception", 'x = layers.GlobalAveragePooling2D(name="avgpool")(x)',
+     "keyword name= deleted"): "a layer without weights: its name is not part of the function",
+    ("lab5_resnet", 'y = layers.Activation("relu", name=layer_name(name, "2_relu"))(y)',
+     "keyword name= deleted"): "a layer without weights: its name is not part of the function",
+    ("lab5_resnet", 'inputs = keras.Input(input_shape, name="image")',
+     "keyword name= deleted"): "the input's name is not part of the function",
+    ("lab5_resnet", 'x = layers.GlobalAveragePooling2D(name="avg_pool")(x)',
+     "keyword name= deleted"): "a layer without weights: its name is not part of the function",
+    ("lab5_resnet", 'x = layers.Activation("relu", name="conv1_relu")(x)',
+     "keyword name= deleted"): "a layer without weights: its name is not part of the function",
 }
 
 
@@ -87,7 +99,8 @@ def _run_tests(exercise, namespace) -> list[dict]:
 
     sources = [("public", s) for s in exercise.public] + [("hidden", s) for s in exercise.hidden]
     # Outside a kernel the payload is displayed on stdout, which the worker does not keep.
-    payload = gradekernel.run_exercise(exercise.id, sources, TEST_TIMEOUT_S, namespace)
+    payload = gradekernel.run_exercise(exercise.id, sources, TEST_TIMEOUT_S, namespace,
+                                       reference=exercise.reference)
     return payload["tests"] + [{"name": "definitions", "status": "error", "message": p}
                                for p in payload["problems"]]
 
