@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from utils import checks, selfcheck
+from utils import checks
+from utils.labs import selfcheck
 
 
 @pytest.fixture(autouse=True)

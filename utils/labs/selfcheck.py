@@ -10,7 +10,7 @@ In a lab notebook, the test cell after an exercise defines its public tests and 
 
 ``check`` never raises, so "Run All" goes on to the next exercise. A test is a function
 without arguments that raises ``AssertionError`` (e.g. through :mod:`utils.checks`) when the
-student's code is wrong. The grader (:mod:`utils.grade`) runs the same tests, and hidden
+student's code is wrong. The grader (:mod:`utils.labs.grade`) runs the same tests, and hidden
 ones, through :func:`run_test`, but keeps its own registry.
 """
 
