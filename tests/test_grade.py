@@ -73,6 +73,10 @@ SUBMISSIONS = {
         _student(), "values.sum() / len(values)", "values.sum() / (len(values) + 1)"
     ),
     "older_version": lambda: _set_version(_student(), "0123456789ab"),
+    # Saved before the lab machinery moved to utils.labs: the alias utils.selfcheck.
+    "saved_before_utils_labs": lambda: _edit(
+        _student(), "from utils.labs.selfcheck import", "from utils.selfcheck import"
+    ),
     "syntax_error": lambda: _edit(_student(), "def mean_of(values):", "def mean_of(values)"),
     "endless_cell": lambda: _insert(_student(), "while True:\n    pass"),
     "endless_function": lambda: _edit(
@@ -200,7 +204,9 @@ def test_batch_grades_every_file_and_writes_the_summary(batch):
 
 
 @pytest.mark.parametrize(
-    "name", ["solution", "completed", "test_cells_deleted", "megabytes_of_output"]
+    "name",
+    ["solution", "completed", "saved_before_utils_labs", "test_cells_deleted",
+     "megabytes_of_output"],
 )
 def test_correct_code_earns_full_marks(batch, name):
     report = batch[1][name]
@@ -208,7 +214,7 @@ def test_correct_code_earns_full_marks(batch, name):
 
 
 def test_clean_submissions_get_no_warnings(batch):
-    for name in ("solution", "completed"):
+    for name in ("solution", "completed", "saved_before_utils_labs"):
         assert batch[1][name]["warnings"] == [], batch[1][name]["warnings"]
 
 

@@ -46,8 +46,10 @@ GUARDED = (
     "numpy",
     "numpy.testing",
     "utils",
+    "utils.labs",
     "utils.checks",
     "utils.labs.selfcheck",
+    "utils.selfcheck",  # the alias that notebooks saved before utils.labs import
     "utils.labs.kernel",
     "IPython.display",
     "IPython.core.display_functions",
