@@ -8,7 +8,7 @@ calls and keyword arguments, changed numbers, comparisons and operators, swapped
 arguments), at most ``--limit`` per lab, chosen at random with a fixed seed. Each mutant is
 graded as the grader grades a submission, at the smoke size: the lab's code cells run up
 to its last test cell, and at each test cell the master public and hidden tests of that
-exercise run (:func:`utils.gradekernel.run_exercise`). A mutant is **killed** when any test
+exercise run (:func:`utils.labs.kernel.run_exercise`). A mutant is **killed** when any test
 of the exercises after the mutated cell fails or errs, or when the mutated cell itself
 raises; it **survives** when every test still passes.
 
@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 from benchmarks.mutants import mutants
-from utils import labformat
+from utils.labs import format as labformat
 
 LIMIT = 60  # mutants per lab: a sample keeps the run to minutes per lab
 MIN_SCORE = 90.0  # percent of mutants a lab's tests must kill
@@ -95,7 +95,7 @@ def _code(source: str) -> str:
 
 
 def _run_tests(exercise, namespace) -> list[dict]:
-    from utils import gradekernel
+    from utils.labs import kernel as gradekernel
 
     sources = [("public", s) for s in exercise.public] + [("hidden", s) for s in exercise.hidden]
     # Outside a kernel the payload is displayed on stdout, which the worker does not keep.
@@ -112,7 +112,7 @@ def _failed(tests: list[dict]) -> str | None:
 
 def work(lab_id: str, limit: int, seed: int) -> dict:
     """Grade the mutants of one lab in this process (the worker); returns the figures."""
-    from utils import gradekernel
+    from utils.labs import kernel as gradekernel
 
     started = time.monotonic()
     lab = labformat.find(lab_id)
@@ -170,7 +170,7 @@ def work(lab_id: str, limit: int, seed: int) -> dict:
 
 def _in_subprocess(lab_id: str, limit: int, seed: int) -> dict:
     """Run :func:`work` in a fresh interpreter at the smoke size, as the grader's kernel is."""
-    from utils.notebooks import TEST_ENV
+    from utils.labs.notebooks import TEST_ENV
 
     env = {**os.environ, **TEST_ENV, "COURSE_SIZE": "smoke", "COURSE_GRADING": "1",
            "MPLBACKEND": "Agg"}

@@ -6,17 +6,19 @@ import nbformat
 import numpy as np
 import pytest
 
-from utils import gradekernel, labformat, selfcheck
+from utils.labs import format as labformat
+from utils.labs import kernel as gradekernel
+from utils.labs import selfcheck
 
 SCALE_CELL = ("SCALE = 2  # a literal: part of the reference\n\n\n"
               "def double(x):\n    ### BEGIN SOLUTION\n    return SCALE * np.asarray(x)\n"
               "    ### END SOLUTION\n\n\nprint('not a definition: left out')")
 TWICE_CELL = ("def twice_sum(x):\n    ### BEGIN SOLUTION\n    return float(double(x).sum())\n"
               "    ### END SOLUTION")
-HIDDEN_EX1 = ("### HIDDEN TESTS ex1\nfrom utils.selfcheck import reference\n\n\n@test('ex1')\n"
+HIDDEN_EX1 = ("### HIDDEN TESTS ex1\nfrom utils.labs.selfcheck import reference\n\n\n@test('ex1')\n"
               "def like_the_solution():\n    x = np.arange(-3.0, 4.0)\n"
               "    checks.assert_close(double(x), reference.double(x), 'double(x)')")
-HIDDEN_EX2 = ("### HIDDEN TESTS ex2\nfrom utils.selfcheck import reference\n\n\n@test('ex2')\n"
+HIDDEN_EX2 = ("### HIDDEN TESTS ex2\nfrom utils.labs.selfcheck import reference\n\n\n@test('ex2')\n"
               "def like_the_solution():\n    x = np.arange(-3.0, 4.0) ** 2\n"
               "    checks.assert_close(twice_sum(x), reference.twice_sum(x), 'twice_sum(x)')")
 
@@ -26,7 +28,7 @@ def _lab():
     nb = nbformat.v4.new_notebook(metadata={"course": {"lab": "reference_lab"}})
     nb.cells = [
         code("import numpy as np\nfrom utils import checks\n"
-             "from utils.selfcheck import check, test"),
+             "from utils.labs.selfcheck import check, test"),
         code(SCALE_CELL),
         code("### TESTS ex1 (1 point): double\n@test('ex1')\ndef three():\n"
              "    checks.assert_close(double(3.0), 6.0, 'double(3)')"),

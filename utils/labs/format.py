@@ -14,12 +14,12 @@ A lab is authored once, as a solution notebook. Four conventions mark it up:
   The student version replaces each region by a ``raise NotImplementedError(...)`` carrying
   the hints, indented like the region.
 - **Public tests**: a code cell whose first line is ``### TESTS ex1 (2 points): Title``. It
-  defines tests with the ``@test("ex1")`` decorator (:mod:`utils.selfcheck`) and usually ends
+  defines tests with the ``@test("ex1")`` decorator (:mod:`utils.labs.selfcheck`) and usually ends
   with ``check("ex1")``. Students see these cells. Each exercise has exactly one, and its
   header gives the exercise's points.
 - **Hidden tests**: code cells whose first line is ``### HIDDEN TESTS ex1``. They are removed
   from the student version and run only by the grader. They may compare the student's
-  functions with the solution's: ``from utils.selfcheck import reference`` then
+  functions with the solution's: ``from utils.labs.selfcheck import reference`` then
   ``reference.lenet5(...)``. Under the grader, ``reference`` holds the definitions of the
   exercise's own solution cells (the cells with solution regions since the previous public test
   cell), run on top of the student's globals, so a mistake in an earlier exercise does not
@@ -44,7 +44,7 @@ TESTS_HEADER = re.compile(
 )
 # Comment lines that are probably a mistyped header ("## HIDDEN TEST ex2", "### TESTS ex1 (2 pts)").
 LOOKS_LIKE_HEADER = re.compile(r"^#{2,}\s*(hidden\s+)?tests?\b", re.IGNORECASE)
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: utils/labs/format.py
 SOLUTIONS_DIR = ROOT / "solutions"  # where labs are authored
 LABS_DIR = ROOT / "labs"  # where the student versions are generated
 HASH_LENGTH = 12  # hex digits of SHA-256 kept in the version stamps
@@ -129,7 +129,7 @@ def strip_solutions(source: str, where: str = "cell") -> str:
 
 def declared_tests(source: str) -> list[tuple[object, str]]:
     """``(exercise id given to @test, test name)`` for each ``@test(...)`` function in a cell."""
-    from utils import notebooks
+    from utils.labs import notebooks
 
     found = []
     for node in ast.walk(notebooks.parse_cell(source)):
@@ -273,7 +273,7 @@ def _is_definition(node) -> bool:
 
 def definitions(sources) -> str:
     """The top-level definitions (:func:`_is_definition`) of code cells, as one source."""
-    from utils import notebooks
+    from utils.labs import notebooks
 
     kept = [node for source in sources for node in notebooks.parse_cell(source).body
             if _is_definition(node)]
@@ -293,7 +293,7 @@ def load_functions(lab_id: str, names, solutions_dir: str | Path = SOLUTIONS_DIR
     Raises:
         LookupError: no such lab, or a name the lab does not define (the message lists them).
     """
-    from utils import notebooks
+    from utils.labs import notebooks
 
     lab = find(lab_id, solutions_dir)
     kept = []
