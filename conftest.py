@@ -1,12 +1,12 @@
 """pytest configuration for `pytest --nbval` at the repository root.
 
-- Quick mode and quiet TensorFlow for every notebook kernel (utils.notebooks.TEST_ENV);
+- Quick mode and quiet TensorFlow for every notebook kernel (utils.labs.notebooks.TEST_ENV);
   `COURSE_QUICK=0 pytest --nbval` runs the full versions.
 - nbval compares outputs strictly, but never stderr (TensorFlow's log lines and
   warnings vary by machine) and sanitises timings (tests/nbval_sanitize.cfg). A cell whose
   output legitimately varies carries nbval's cell tag ``nbval-ignore-output`` (cell
   metadata, which students do not see), never an ``# NBVAL_...`` comment in its code.
-- Student notebooks in labs/ are executed by utils.notebooks.run instead of nbval:
+- Student notebooks in labs/ are executed by utils.labs.notebooks.run instead of nbval:
   an unfinished exercise (NotImplementedError) is accepted, and so is a NameError for a
   variable that such a cell never assigned; any other error fails.
 """
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from utils import notebooks
+from utils.labs import notebooks
 
 ROOT = Path(__file__).parent
 

@@ -6,8 +6,8 @@ NOTEBOOK is a path or a file stem (``01_filters``, ``lab3_vgg``); by default eve
 notebook: the lecture and solution notebooks whose code calls ``training.fit(``. The default
 size is ``full``, the one the budget is about.
 
-How a notebook is counted: it runs top to bottom in a fresh kernel (:func:`utils.notebooks.run`,
-cells continue after errors) with
+How a notebook is counted: it runs top to bottom in a fresh kernel
+(:func:`utils.labs.notebooks.run`, cells continue after errors) with
 
 - ``COURSE_SIZE=<size>``: the notebook picks the constants of that size;
 - ``COURSE_DRY_RUN=1``: ``training.fit`` builds and compiles each model and appends its entry
@@ -118,7 +118,8 @@ def run_notebook(path: str | Path, size: str, dry: bool = True,
     """
     import nbformat
 
-    from utils import notebooks, training
+    from utils import training
+    from utils.labs import notebooks
 
     if size not in SIZES:
         raise ValueError(f"size={size!r} should be one of {SIZES}.")
@@ -185,7 +186,7 @@ def _calls(node, callers: set[str]):
 
 
 def _parse(source: str):
-    from utils import notebooks
+    from utils.labs import notebooks
 
     try:
         return notebooks.parse_cell(source)

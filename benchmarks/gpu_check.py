@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         print(NO_GPU.format(why=why), file=sys.stderr)
         return 2
     from benchmarks import compute, lab_results, train_speed
-    from utils import labformat
+    from utils.labs import format as labformat
 
     started = time.perf_counter()
     paths = [labformat.find(lab).path for lab in lab_results.reporting_labs()]

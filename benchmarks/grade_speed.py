@@ -4,7 +4,7 @@ Run:  python -m benchmarks.grade_speed [--count 20] [--lab lab0_perceptron] [--j
 
 It writes ``--count`` submissions of one lab to a temporary folder (alternately a completed
 notebook and the untouched generated one, so both the passing and the "not attempted"
-paths are timed), grades the folder with ``python -m utils.grade`` in quick mode, exactly
+paths are timed), grades the folder with ``python -m utils.labs.grade`` in quick mode, exactly
 as an instructor would, and prints the wall-clock time, the seconds per notebook and the
 notebooks per minute. Nothing is asserted: timings on a shared machine are noisy.
 """
@@ -18,7 +18,8 @@ from pathlib import Path
 
 import nbformat
 
-from utils import build, grade, labformat
+from utils.labs import build, grade
+from utils.labs import format as labformat
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

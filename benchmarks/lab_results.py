@@ -18,7 +18,9 @@ from __future__ import annotations
 import argparse
 import time
 
-from utils import labformat, notebooks, training
+from utils import training
+from utils.labs import format as labformat
+from utils.labs import notebooks
 
 CELL_TIMEOUT_S = 6 * 3600  # a full run of one training cell on a slow machine
 

@@ -25,7 +25,7 @@ import copy
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from utils import labformat
+from utils.labs import format as labformat
 
 STRING_SWAPS = {
     "relu": "tanh", "tanh": "relu", "sigmoid": "relu", "softmax": "linear", "elu": "relu",

@@ -8,7 +8,7 @@ calls and keyword arguments, changed numbers, comparisons and operators, swapped
 arguments), at most ``--limit`` per lab, chosen at random with a fixed seed. Each mutant is
 graded as the grader grades a submission, at the smoke size: the lab's code cells run up
 to its last test cell, and at each test cell the master public and hidden tests of that
-exercise run (:func:`utils.gradekernel.run_exercise`). A mutant is **killed** when any test
+exercise run (:func:`utils.labs.kernel.run_exercise`). A mutant is **killed** when any test
 of the exercises after the mutated cell fails or errs, or when the mutated cell itself
 raises; it **survives** when every test still passes.
 
@@ -39,7 +39,7 @@ import time
 from pathlib import Path
 
 from benchmarks.mutants import mutants
-from utils import labformat
+from utils.labs import format as labformat
 
 LIMIT = 60  # mutants per lab: a sample keeps the run to minutes per lab
 MIN_SCORE = 90.0  # percent of mutants a lab's tests must kill
@@ -73,6 +73,24 @@ EQUIVALENT = {
      "keyword crop_padding= deleted"): "pipeline.augmentation's crop_padding defaults to 4",
     ("lab0_perceptron", "logits = np.asarray(logits, dtype=float)",
      "keyword dtype= deleted"): "subtracting the max and np.exp give floats for any input",
+    ("lab3_vgg", 'image = tf.convert_to_tensor(image, dtype="float32")',
+     "keyword dtype= deleted"): "float images (the docstring); the model computes in float32",
+    ("lab3_vgg", 'x = layers.Dense(max(1, round(512 * width)), use_bias=False, name="fc1")(x)',
+     "first two arguments swapped"): "max(1, n) and max(n, 1) are the same number",
+    ("lab3_vgg", 'x = layers.ReLU(name="fc1_relu")(x)',
+     "keyword name= deleted"): "a layer without weights: its name is not part of the function",
+    ("lab4_inception", 'inputs = keras.Input(input_shape, name="image")',
+     "keyword name= deleted"): "the input's name is not part of the function",
+    ("lab4_inception", 'x = layers.GlobalAveragePooling2D(name="avgpool")(x)',
+     "keyword name= deleted"): "a layer without weights: its name is not part of the function",
+    ("lab5_resnet", 'y = layers.Activation("relu", name=layer_name(name, "2_relu"))(y)',
+     "keyword name= deleted"): "a layer without weights: its name is not part of the function",
+    ("lab5_resnet", 'inputs = keras.Input(input_shape, name="image")',
+     "keyword name= deleted"): "the input's name is not part of the function",
+    ("lab5_resnet", 'x = layers.GlobalAveragePooling2D(name="avg_pool")(x)',
+     "keyword name= deleted"): "a layer without weights: its name is not part of the function",
+    ("lab5_resnet", 'x = layers.Activation("relu", name="conv1_relu")(x)',
+     "keyword name= deleted"): "a layer without weights: its name is not part of the function",
 }
 
 
@@ -83,11 +101,12 @@ def _code(source: str) -> str:
 
 
 def _run_tests(exercise, namespace) -> list[dict]:
-    from utils import gradekernel
+    from utils.labs import kernel as gradekernel
 
     sources = [("public", s) for s in exercise.public] + [("hidden", s) for s in exercise.hidden]
     # Outside a kernel the payload is displayed on stdout, which the worker does not keep.
-    payload = gradekernel.run_exercise(exercise.id, sources, TEST_TIMEOUT_S, namespace)
+    payload = gradekernel.run_exercise(exercise.id, sources, TEST_TIMEOUT_S, namespace,
+                                       reference=exercise.reference)
     return payload["tests"] + [{"name": "definitions", "status": "error", "message": p}
                                for p in payload["problems"]]
 
@@ -99,7 +118,7 @@ def _failed(tests: list[dict]) -> str | None:
 
 def work(lab_id: str, limit: int, seed: int) -> dict:
     """Grade the mutants of one lab in this process (the worker); returns the figures."""
-    from utils import gradekernel
+    from utils.labs import kernel as gradekernel
 
     started = time.monotonic()
     lab = labformat.find(lab_id)
@@ -157,7 +176,7 @@ def work(lab_id: str, limit: int, seed: int) -> dict:
 
 def _in_subprocess(lab_id: str, limit: int, seed: int) -> dict:
     """Run :func:`work` in a fresh interpreter at the smoke size, as the grader's kernel is."""
-    from utils.notebooks import TEST_ENV
+    from utils.labs.notebooks import TEST_ENV
 
     env = {**os.environ, **TEST_ENV, "COURSE_SIZE": "smoke", "COURSE_GRADING": "1",
            "MPLBACKEND": "Agg"}

@@ -115,6 +115,47 @@ def test_assert_same_function_catches_another_function(change, message):
         checks.assert_same_function(_small_model(**change), _small_model(), x, "a changed net")
 
 
+@pytest.mark.parametrize("change, message", [
+    ("zeros", "spread .* of the initial conv/kernel"), ("frozen", "layer 'conv' trainable")])
+def test_assert_same_function_catches_a_network_that_cannot_learn(change, message):
+    # Transplanted weights would hide both: the check looks at the fresh model first.
+    x = np.random.default_rng(0).random((4, 8, 8, 3)).astype(np.float32)
+    model = _small_model()
+    conv = model.get_layer("conv")
+    if change == "zeros":
+        conv.kernel.assign(np.zeros(conv.kernel.shape, dtype=np.float32))
+    else:
+        conv.trainable = False
+    with pytest.raises(checks.CheckError, match=message):
+        checks.assert_same_function(model, _small_model(), x, "a net that cannot learn")
+
+
+def test_assert_same_function_compares_each_of_several_outputs():
+    from keras import layers
+
+    def two_heads(second="relu"):
+        inputs = keras.Input((4,))
+        hidden = layers.Dense(3, name="hidden")(inputs)
+        return keras.Model(inputs, {"main": layers.Dense(2, name="main")(hidden),
+                                    "aux": layers.Dense(2, activation=second, name="aux")(hidden)})
+
+    x = np.random.default_rng(0).normal(size=(8, 4)).astype(np.float32)
+    checks.assert_same_function(two_heads(), two_heads(), x, "two heads")
+    with pytest.raises(checks.CheckError, match="output 1 of 2"):  # "aux" comes first by name
+        checks.assert_same_function(two_heads("tanh"), two_heads(), x, "two heads")
+
+
+def test_block_model_wraps_a_block_and_its_arguments():
+    from keras import layers
+
+    def block(x, filters, name):
+        return layers.Conv2D(filters, 3, strides=2, padding="same", name=f"{name}_conv")(x)
+
+    model = checks.block_model(block, (8, 8, 3), filters=5, name="b")
+    assert model.input_shape == (None, 8, 8, 3) and model.output_shape == (None, 4, 4, 5)
+    assert [layer.name for layer in model.layers][1:] == ["b_conv"]
+
+
 def test_transplant_names_a_missing_layer():
     import keras
     from keras import layers

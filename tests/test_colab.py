@@ -16,7 +16,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from utils import colab, gradenotebook
+from utils import colab
+from utils.labs import submission
 
 ROOT = Path(__file__).resolve().parents[1]
 URL, BRANCH = colab.settings()
@@ -89,7 +90,7 @@ def test_the_settings_must_name_a_github_repository(tmp_path):
 def test_the_setup_cell_gives_the_grader_nothing_to_review():
     cell = nbformat.v4.new_code_cell(colab.setup_source(URL, BRANCH))
     nb = nbformat.v4.new_notebook(cells=[cell])
-    assert gradenotebook.review(nb) == []
+    assert submission.review(nb) == []
 
 
 def test_only_missing_packages_are_installed_and_installed_ones_are_pinned(tmp_path):

@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from utils import labformat, notebooks
+from utils.labs import format as labformat
+from utils.labs import notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 # lab -> (builder, keyword arguments): each lab's main 32x32 model, narrowed where it is wide.

@@ -1,6 +1,6 @@
 """The autograder on the fixture lab: good, buggy, broken and cheating submissions.
 
-Every submission below is graded in ONE batch run of ``python -m utils.grade FOLDER`` (a
+Every submission below is graded in ONE batch run of ``python -m utils.labs.grade FOLDER`` (a
 fresh kernel each), which also tests that one bad submission never stops the batch.
 """
 
@@ -12,7 +12,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from utils import build, grade, gradenotebook, labformat
+from utils.labs import build, grade
+from utils.labs import format as labformat
+from utils.labs import submission as gradenotebook
 
 FIXTURES = Path(__file__).parent / "fixtures" / "solutions"
 SOLUTION = FIXTURES / "fixture_lab.ipynb"
@@ -71,6 +73,10 @@ SUBMISSIONS = {
         _student(), "values.sum() / len(values)", "values.sum() / (len(values) + 1)"
     ),
     "older_version": lambda: _set_version(_student(), "0123456789ab"),
+    # Saved before the lab machinery moved to utils.labs: the alias utils.selfcheck.
+    "saved_before_utils_labs": lambda: _edit(
+        _student(), "from utils.labs.selfcheck import", "from utils.selfcheck import"
+    ),
     "syntax_error": lambda: _edit(_student(), "def mean_of(values):", "def mean_of(values)"),
     "endless_cell": lambda: _insert(_student(), "while True:\n    pass"),
     "endless_function": lambda: _edit(
@@ -108,12 +114,12 @@ SUBMISSIONS = {
         _student(),
         "return 2 * np.asarray(x)",
         "return x\n\n"
-        "import numpy\nimport utils.checks\nimport utils.selfcheck\n"
+        "import numpy\nimport utils.checks\nimport utils.labs.selfcheck\n"
         "utils.checks.assert_close = lambda *a, **k: None\n"
         "utils.checks.assert_shape = lambda *a, **k: None\n"
         "numpy.allclose = lambda *a, **k: True\n"
-        "utils.selfcheck.run_test.__code__ = (lambda exercise, name, function: "
-        "utils.selfcheck.Outcome(exercise, name, 'pass')).__code__",
+        "utils.labs.selfcheck.run_test.__code__ = (lambda exercise, name, function: "
+        "utils.labs.selfcheck.Outcome(exercise, name, 'pass')).__code__",
     ),
     "patches_the_result_channel": lambda: _edit(
         _student(),
@@ -198,7 +204,9 @@ def test_batch_grades_every_file_and_writes_the_summary(batch):
 
 
 @pytest.mark.parametrize(
-    "name", ["solution", "completed", "test_cells_deleted", "megabytes_of_output"]
+    "name",
+    ["solution", "completed", "saved_before_utils_labs", "test_cells_deleted",
+     "megabytes_of_output"],
 )
 def test_correct_code_earns_full_marks(batch, name):
     report = batch[1][name]
@@ -206,7 +214,7 @@ def test_correct_code_earns_full_marks(batch, name):
 
 
 def test_clean_submissions_get_no_warnings(batch):
-    for name in ("solution", "completed"):
+    for name in ("solution", "completed", "saved_before_utils_labs"):
         assert batch[1][name]["warnings"] == [], batch[1][name]["warnings"]
 
 
@@ -352,7 +360,7 @@ def test_undone_tampering_is_reported(batch):
     warnings = " ".join(report["warnings"])
     assert "utils.checks.assert_close was replaced" in warnings
     assert "numpy.allclose was replaced" in warnings
-    assert "the code of utils.selfcheck.run_test was changed" in warnings
+    assert "the code of utils.labs.selfcheck.run_test was changed" in warnings
     assert any("assigns into a library module" in note for note in report["review"])
 
 
@@ -447,6 +455,8 @@ def test_review_flags_code_that_touches_the_grader():
     notes = gradenotebook.review(nb)
     assert any("changes modules or builtins" in note for note in notes)
     assert any("redefines check or test" in note for note in notes)
+    _append(nb, "import utils.labs.kernel as k")
+    assert any("names the grader's internals" in note for note in gradenotebook.review(nb))
     assert gradenotebook.review(_student()) == []
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from utils import gradefeedback
-from utils.gradereport import Report
+from utils.labs import feedback
+from utils.labs.report import Report
 
 
 def _report() -> Report:
@@ -40,7 +40,7 @@ def _report() -> Report:
 
 
 def test_feedback_counts_hidden_tests_without_naming_them():
-    page = gradefeedback.feedback_markdown(_report())
+    page = feedback.feedback_markdown(_report())
     assert "**2.5 of 5 points**" in page
     assert "## ex1: Doubling — 2 of 3 points" in page
     assert "- passed: `doubles_a_scalar`" in page
@@ -55,14 +55,14 @@ def test_feedback_counts_hidden_tests_without_naming_them():
 
 
 def test_feedback_shows_hidden_tests_when_asked():
-    page = gradefeedback.feedback_markdown(_report(), show_hidden=True)
+    page = feedback.feedback_markdown(_report(), show_hidden=True)
     assert "- failed (hidden test): `secret_mean_of_one`: `SECRET expected 7.0`" in page
     assert "- error (hidden test): `secret_empty`" in page
 
 
 @pytest.mark.parametrize("visibility", ["hidden", "after_published"])
 def test_gradescope_results_follow_the_documented_fields(visibility):
-    results = gradefeedback.gradescope_results(_report(), hidden_visibility=visibility)
+    results = feedback.gradescope_results(_report(), hidden_visibility=visibility)
     assert set(results) == {"score", "output", "visibility", "execution_time", "tests"}
     assert results["score"] == 2.5 and "time limit" in results["output"]
     tests = results["tests"]
@@ -81,18 +81,18 @@ def test_gradescope_results_follow_the_documented_fields(visibility):
 
 def test_gradescope_rejects_an_unknown_visibility():
     with pytest.raises(ValueError, match="hidden_visibility='public'"):
-        gradefeedback.gradescope_results(_report(), hidden_visibility="public")
+        feedback.gradescope_results(_report(), hidden_visibility="public")
 
 
 def test_feedback_escapes_and_caps_what_a_submission_wrote():
     report = _report()
     report.file = "submissions/\udcff\x1b]0;owned\x07.ipynb"  # not UTF-8, and a title escape
     report.exercises[0]["tests"][1]["message"] = "\x1b[2J" + "x" * 100_000 + "\r\u202e"
-    page = gradefeedback.feedback_markdown(report)
+    page = feedback.feedback_markdown(report)
     page.encode("utf-8")  # no lone surrogate left to crash the writer
     assert "\x1b" not in page and "\x07" not in page and "\r" not in page
     assert "# Feedback: \\xff\\x1b]0;owned\\x07.ipynb" in page
     assert len(page) < 5000  # the message is cut at MAX_MESSAGE characters
-    results = gradefeedback.gradescope_results(report)
+    results = feedback.gradescope_results(report)
     outputs = [t["output"] for t in results["tests"]]
-    assert all(len(out) <= gradefeedback.MAX_MESSAGE and "\x1b" not in out for out in outputs)
+    assert all(len(out) <= feedback.MAX_MESSAGE and "\x1b" not in out for out in outputs)

@@ -1,11 +1,11 @@
 """The grader's sandbox, proved by attacks: each test is an attack of the kind it guards against.
 
 Most attacks are cells added to Lab 0's completed notebook (NumPy only, so a kernel starts in
-seconds), graded in ONE batch of ``python -m utils.grade FOLDER``. An attack reports what it
+seconds), graded in ONE batch of ``python -m utils.labs.grade FOLDER``. An attack reports what it
 could see by raising ``RuntimeError("PROBE {json}")``: the report's warnings carry the
 message, the one channel a real attacker has. Malformed files sit in the same batch. The
 limits (memory, CPU time, tasks) and the kernel's huge messages are tested on small crafted
-notebooks run by :func:`utils.gradeexec.execute`, under cgroups and under the watcher.
+notebooks run by :func:`utils.labs.execute.execute`, under cgroups and under the watcher.
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from utils import build, grade, gradeexec, gradenotebook, labformat, sandbox, sandboxlimits
+from utils.labs import build, execute, grade, sandbox
+from utils.labs import format as labformat
+from utils.labs import limits as sandboxlimits
+from utils.labs import submission as gradenotebook
 
 pytestmark = pytest.mark.skipif(
     sandbox.bwrap_problem() is not None, reason=f"no bubblewrap here: {sandbox.bwrap_problem()}"
@@ -353,7 +356,7 @@ def _run(nb, limits: sandboxlimits.Limits, cgroups: bool, timeout: float = 60):
     box = sandbox.Bubblewrap(limits, prefer_cgroups=cgroups)
     assert ("cgroup" in box.description) == cgroups or not cgroups
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(labformat.ROOT)}
-    return gradeexec.execute(nb, "/tmp", env, timeout, cell_timeout=30, sandbox=box)
+    return execute.execute(nb, "/tmp", env, timeout, cell_timeout=30, sandbox=box)
 
 
 def _text(nb, index: int) -> str:
@@ -430,7 +433,7 @@ def test_the_task_cap_stops_a_fork_bomb(cgroups):
 def test_a_huge_message_from_the_kernel_does_not_fill_the_grader():
     script = textwrap.dedent(f"""
         import json, nbformat, os, resource
-        from utils import gradeexec, sandbox, sandboxlimits
+        from utils.labs import execute, sandbox, limits as sandboxlimits
         kernel = {{"name": "python3", "display_name": "Python 3"}}
         nb = nbformat.v4.new_notebook(metadata={{"kernelspec": kernel}})
         nb.cells = [nbformat.v4.new_code_cell(s) for s in (
@@ -441,7 +444,7 @@ def test_a_huge_message_from_the_kernel_does_not_fill_the_grader():
             "print('after')")]
         box = sandbox.Bubblewrap(sandboxlimits.Limits(memory_bytes=3 << 30))
         env = {{"PATH": os.environ["PATH"], "PYTHONPATH": {str(labformat.ROOT)!r}}}
-        result = gradeexec.execute(nb, "/tmp", env, 120, cell_timeout=60, sandbox=box)
+        result = execute.execute(nb, "/tmp", env, 120, cell_timeout=60, sandbox=box)
         peak = [int(line.split()[1]) for line in open("/proc/self/status")
                 if line.startswith("VmHWM")][0] << 10
         print(json.dumps({{"peak": peak, "problems": result.problems}}))""")

@@ -9,7 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from utils import kernelspec, notebooks
+from utils import kernelspec
+from utils.labs import notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 FIRST_CELLS = ("import keras\nimport tensorflow as tf\n"

@@ -16,7 +16,8 @@ def test_alexnet_small_trains_under_a_mirrored_strategy_on_two_logical_cpus():
     # Logical devices must be configured before TensorFlow initialises, hence a fresh process.
     script = textwrap.dedent("""
         import numpy as np
-        from utils import labformat, runtime, training
+        from utils import runtime, training
+        from utils.labs import format as labformat
 
         rt = runtime.setup(seed=0, logical_cpus=2)
         builder = labformat.load_functions("lab2_alexnet", ["alexnet_small"])["alexnet_small"]

@@ -10,7 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from utils import labformat, notebooks
+from utils.labs import format as labformat
+from utils.labs import notebooks
 
 LAB = "lab7_features"
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from utils import build, labformat
+from utils.labs import build
+from utils.labs import format as labformat
 
 FIXTURES = Path(__file__).parent / "fixtures" / "solutions"
 
@@ -159,7 +160,7 @@ def test_check_passes_when_up_to_date_and_shows_a_diff_when_not(workspace, capsy
     before = (labs / "fixture_lab.ipynb").read_bytes()
     assert _run(solutions, labs, "--check") == build.EXIT_OUT_OF_DATE
     out = capsys.readouterr().out
-    assert "+A sentence added by the instructor." in out and "python -m utils.build" in out
+    assert "+A sentence added by the instructor." in out and "python -m utils.labs.build" in out
     assert (labs / "fixture_lab.ipynb").read_bytes() == before  # --check never writes
     assert _run(solutions, labs) == build.EXIT_OK
     assert _run(solutions, labs, "--check") == build.EXIT_OK
@@ -221,7 +222,7 @@ def test_check_says_when_force_is_needed(workspace, capsys):
     _edit_cell(target, 3, lambda text: text + "\n# my note")
     capsys.readouterr()
     assert _run(solutions, labs, "--check") == build.EXIT_OUT_OF_DATE
-    assert "python -m utils.build fixture_lab --force" in capsys.readouterr().out
+    assert "python -m utils.labs.build fixture_lab --force" in capsys.readouterr().out
 
 
 def test_a_lab_whose_solution_is_gone_is_reported(workspace, capsys):
@@ -249,7 +250,7 @@ def test_an_unknown_lab_name_is_an_error(workspace, capsys):
 
 
 def test_repository_labs_are_up_to_date():
-    """A solution edited without `python -m utils.build` fails here."""
+    """A solution edited without `python -m utils.labs.build` fails here."""
     assert build.main(["--check"]) == build.EXIT_OK
 
 
@@ -260,7 +261,7 @@ def test_nothing_secret_leaks_into_the_repository_labs():
         text = student.read_text(encoding="utf-8")
         for secret in ("BEGIN SOLUTION", "END SOLUTION", "HIDDEN TESTS", "### HINT"):
             assert secret not in text, f"{student.name} contains {secret!r}"
-        from utils.gradenotebook import expected_tests
+        from utils.labs.submission import expected_tests
 
         for exercise in lab.exercises.values():
             hidden = [name for kind, name in expected_tests(exercise) if kind == "hidden"]

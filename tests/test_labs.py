@@ -13,7 +13,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from utils import build, grade, labformat, sandbox
+from utils.labs import build, grade, sandbox
+from utils.labs import format as labformat
 
 BUGS = {
     "lab0_perceptron": [

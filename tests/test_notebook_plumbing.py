@@ -8,7 +8,8 @@ from pathlib import Path
 
 import nbformat
 
-from utils import colab, notebooks
+from utils import colab
+from utils.labs import notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -27,11 +27,12 @@ def test_importing_utils_has_no_side_effects(tmp_path):
         rc_before = dict(matplotlib.rcParams)
         np_state, py_state = np.random.get_state()[1].copy(), random.getstate()
         import utils
-        from utils import (archtable, build, cache, checks, colab, data, grade, gradeexec,
-                           gradekernel,
-                           gradenotebook,
-                           gradereport, idx, images, labformat, notebooks, pipeline, plotting,
-                           quick, runtime, selfcheck, sources, training)
+        from utils import (archtable, cache, checks, colab, data, idx, images, inspection,
+                           pipeline, plotting, quick, runtime, selfcheck, sources, training)
+        from utils.labs import (build, execute, feedback, format, grade, kernel, limits,
+                                notebooks, report, sandbox, submission)
+        from utils.labs import selfcheck as labs_selfcheck
+        assert selfcheck.check is labs_selfcheck.check  # the alias of notebooks saved before
         assert dict(matplotlib.rcParams) == rc_before, "rcParams changed"
         assert (np.random.get_state()[1] == np_state).all(), "NumPy was seeded"
         assert random.getstate() == py_state, "random was seeded"
@@ -94,7 +95,7 @@ def test_links_paths_and_commands_in_the_docs_resolve(doc):
     for name in REPO_PATH.findall(text):
         if not PLACEHOLDER.search(name) and not (ROOT / name.rstrip("/")).exists():
             broken.append(f"path {name} does not exist")
-    for module in re.findall(r"python3? -m ((?:utils|benchmarks)\.\w+)", text):
+    for module in re.findall(r"python3? -m ((?:utils|benchmarks)(?:\.\w+)+)", text):
         if importlib.util.find_spec(module) is None:
             broken.append(f"command python -m {module}: no such module")
     assert not broken, f"{doc}:\n" + "\n".join(broken)

@@ -14,31 +14,24 @@ configured until you call a function. The modules, one job each:
 - :mod:`utils.training`  -- the one training path around ``model.fit``;
 - :mod:`utils.plotting`  -- figures (image grids, curves, filters, confusion matrix);
 - :mod:`utils.checks`    -- assertion helpers with messages a student can act on;
-- :mod:`utils.notebooks` -- executing notebooks (tests, refreshing stored outputs);
+- :mod:`utils.inspection` -- looking inside a trained network (layer outputs, gradients,
+  receptive-field geometry, image transformations);
 - :mod:`utils.archtable` -- parameters and multiply-adds of a network from a layer table;
-- :mod:`utils.labformat` -- the lab source format (solution markers, test cells, points);
-- :mod:`utils.build`     -- generating the student labs from the solutions;
-- :mod:`utils.selfcheck` -- ``@test`` and ``check``, the self-checks in a lab;
-- :mod:`utils.grade`     -- the autograder (with ``gradenotebook``, ``gradekernel``,
-  ``gradeexec``, ``gradereport``: the notebook it runs, its kernel side, its limits, its
-  reports).
+- :mod:`utils.labs`      -- the lab machinery: the lab format, building the student labs,
+  the self-checks, executing notebooks and the autograder (see its docstring);
+- :mod:`utils.selfcheck` -- a compatibility alias of :mod:`utils.labs.selfcheck` for lab
+  notebooks saved before the move.
 """
 
 __all__ = [
     "archtable",
-    "build",
     "cache",
     "checks",
     "data",
-    "grade",
-    "gradeexec",
-    "gradekernel",
-    "gradenotebook",
-    "gradereport",
     "idx",
     "images",
-    "labformat",
-    "notebooks",
+    "inspection",
+    "labs",
     "pipeline",
     "plotting",
     "quick",

@@ -140,6 +140,48 @@ def transplant(source, target) -> None:
               f"{extra} should not be there")
 
 
+def block_model(block, input_shape, **kwargs):
+    """A model around one block function, to compare blocks with :func:`assert_same_function`.
+
+    Args:
+        block: a function from a tensor (B, *input_shape) to a tensor, e.g. a residual block.
+        input_shape: the shape of one input, without the batch axis.
+        **kwargs: passed to ``block`` after the input tensor.
+
+    Returns:
+        keras.Model from (B, *input_shape) to the block's output.
+    """
+    import keras
+
+    inputs = keras.Input(shape=tuple(input_shape))
+    return keras.Model(inputs, block(inputs, **kwargs))
+
+
+def assert_can_learn_like(model, reference, what: str) -> None:
+    """Before any training, ``model``'s layers can learn as ``reference``'s can.
+
+    A copy of the reference's weights hides what only training shows, so this is checked
+    first, on the freshly built models: each layer with weights is trainable exactly when
+    the reference's is, and no weight the reference initialises at random starts constant
+    (all zeros, say) or at a scale ten times off.
+    """
+    found = _weighted_layers(model)
+    for name, layer in _weighted_layers(reference).items():
+        if name not in found:
+            continue  # transplant names the missing layer
+        assert_equal(found[name].trainable, layer.trainable, f"{what}: layer {name!r} trainable")
+        for ours, theirs in zip(found[name].weights, layer.weights, strict=False):
+            spread = float(np.std(np.asarray(theirs, dtype=np.float64)))
+            if spread == 0 or tuple(ours.shape) != tuple(theirs.shape):
+                continue
+            own = float(np.std(np.asarray(ours, dtype=np.float64)))
+            if not spread / 10 <= own <= spread * 10:
+                _fail(f"{what}: spread (standard deviation) of the initial {ours.path}",
+                      f"about {spread:.3g}", f"{own:.3g}",
+                      "Weights that start constant, or far too small or large, cannot learn "
+                      "well: check the layer's initializer.")
+
+
 def assert_same_function(model, reference, inputs, what: str, *, training: bool = True,
                          rtol: float = 1e-4, atol: float = 1e-5) -> None:
     """``model`` computes the function ``reference`` computes, given the same weights.
@@ -149,7 +191,8 @@ def assert_same_function(model, reference, inputs, what: str, *, training: bool 
     in training mode (dropout and augmentation draw the same random numbers, batch
     normalisation uses the batch's statistics). This catches what shapes and parameter counts
     cannot: a missing or extra activation, batch normalisation and ReLU in the other order,
-    another pooling, dropout in another place, a wrong output layer.
+    another pooling, dropout in another place, a wrong output layer. First, on the fresh
+    models, :func:`assert_can_learn_like`: frozen layers and constant initial weights.
 
     Args:
         model: the model to check (its weights are overwritten).
@@ -157,13 +200,21 @@ def assert_same_function(model, reference, inputs, what: str, *, training: bool 
         inputs: an array (B, ...) the models accept.
         what: how the failure message names the model.
     """
+    import keras
+
+    assert_can_learn_like(model, reference, what)
     transplant(reference, model)
     for mode in (False, True) if training else (False,):
-        expected = np.asarray(reference(inputs, training=mode), dtype=np.float64)
-        found = np.asarray(model(inputs, training=mode), dtype=np.float64)
+        # A model with several outputs (a list or a dict) is compared output by output.
+        expected = keras.tree.flatten(reference(inputs, training=mode))
+        found = keras.tree.flatten(model(inputs, training=mode))
         phase = "training" if mode else "inference"
-        assert_close(found, expected, f"{what}, outputs in {phase} mode with the reference's "
-                     "weights", rtol=rtol, atol=atol)
+        assert_equal(len(found), len(expected), f"{what}: number of outputs")
+        for number, (ours, theirs) in enumerate(zip(found, expected, strict=True), start=1):
+            which = f" (output {number} of {len(found)})" if len(found) > 1 else ""
+            assert_close(np.asarray(ours, dtype=np.float64), np.asarray(theirs, dtype=np.float64),
+                         f"{what}, outputs{which} in {phase} mode with the reference's weights",
+                         rtol=rtol, atol=atol)
 
 
 def assert_float32_output(build, hidden: str, what: str) -> None:

@@ -13,7 +13,7 @@ The repository's URL and branch are set once, in ``pyproject.toml`` (``[tool.cou
 
     python -m utils.colab            # write the two cells into lectures/ and solutions/
     python -m utils.colab --check    # exit 1, naming the notebooks, if any cell is not current
-    python -m utils.build            # then regenerate labs/, which copies them from solutions/
+    python -m utils.labs.build            # then regenerate labs/, which copies them from solutions/
 """
 
 from __future__ import annotations
@@ -164,11 +164,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stamped {path}")
     if args.check and stale:
         for path in stale:
-            fix = "python -m utils.build" if path.parent.name == "labs" else "python -m utils.colab"
+            labs = path.parent.name == "labs"
+            fix = "python -m utils.labs.build" if labs else "python -m utils.colab"
             print(f"OUT OF DATE: {path}: its badge or setup cell is not current; run `{fix}`")
         return 1
     if not args.check and any(path.parent.name == "solutions" for path in stale):
-        print("Now run `python -m utils.build` to regenerate labs/ from solutions/.")
+        print("Now run `python -m utils.labs.build` to regenerate labs/ from solutions/.")
     return 0
 
 

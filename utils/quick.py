@@ -2,7 +2,7 @@
 
 Three sizes, for three machines:
 
-- ``smoke``: the tests' size (``pytest --nbval``, ``utils.notebooks refresh`` and the
+- ``smoke``: the tests' size (``pytest --nbval``, ``utils.labs.notebooks refresh`` and the
   grader). It shows that the code runs and that the checks hold, in seconds.
 - ``cpu``: a student's laptop without a GPU. Minutes per notebook, and results that
   teach (each lab's main model reaches its CPU-size floor).

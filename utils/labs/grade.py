@@ -1,4 +1,4 @@
-"""The autograder: ``python -m utils.grade SUBMISSION.ipynb`` or ``python -m utils.grade FOLDER``.
+"""The autograder: ``python -m utils.labs.grade SUBMISSION.ipynb`` or ``... FOLDER``.
 
 For each submission it
 
@@ -15,18 +15,18 @@ For each submission it
    tree (``--cpu-seconds``, default the time limit times the CPUs), a cap on its processes
    and threads (``--max-tasks``, 1024), and output cut at 1 MB per cell;
 4. once the sandbox and every process in it are gone, prints a table and writes
-   ``OUT/<name>.json`` (see :mod:`utils.gradereport`); for a folder, also
+   ``OUT/<name>.json`` (see :mod:`utils.labs.report`); for a folder, also
    ``OUT/summary.csv`` and ``OUT/summary.json``;
 5. with ``--feedback DIR``, writes ``DIR/<name>.md``, what the student may read (hidden tests
    counted, not named; ``--show-hidden`` after the deadline); with ``--format gradescope``,
    Gradescope's ``OUT/results.json`` (one submission) or ``OUT/<name>.results.json``
    (a folder), hidden tests ``--hidden-visibility after_published`` or ``hidden``
-   (see :mod:`utils.gradefeedback`).
+   (see :mod:`utils.labs.feedback`).
 
 Scores come only from the results that the injected test cells publish (see
-:mod:`utils.gradekernel`); what the student's own cells print or write is never read.
+:mod:`utils.labs.kernel`); what the student's own cells print or write is never read.
 
-The sandbox (``--sandbox auto``, the default, or ``bwrap``: :mod:`utils.sandbox`) shows the
+The sandbox (``--sandbox auto``, the default, or ``bwrap``: :mod:`utils.labs.sandbox`) shows the
 kernel the Python environment, the kit's ``utils/`` and the datasets, read-only, and a
 private ``/tmp``; not the submissions, ``--solutions``, ``--out`` or ``--feedback``; no
 network; its own PID namespace. What is guaranteed, and what is not yet, is in
@@ -35,7 +35,7 @@ the instructor passes ``--no-sandbox`` (the same as ``--sandbox none``); every r
 says, in ``sandbox`` and in a warning, that the code ran without one.
 
 A file that cannot be graded (not UTF-8, not JSON, nested too deeply, over 50 MB, cells or
-course metadata of the wrong type: :func:`utils.gradenotebook.load_submission`; an unknown
+course metadata of the wrong type: :func:`utils.labs.submission.load_submission`; an unknown
 lab) is one error row of a batch, which goes on.
 
 Exit status: 0 when graded (even at 0 points; for a folder, when the batch ran); 2 when the
@@ -52,8 +52,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from utils import gradeexec, gradefeedback, labformat, sandbox, sandboxlimits
-from utils.gradenotebook import (  # noqa: F401  (SubmissionError, load_submission: API)
+from utils.labs import execute, sandbox
+from utils.labs import feedback as gradefeedback
+from utils.labs import format as labformat
+from utils.labs import limits as sandboxlimits
+from utils.labs.report import Report, clean, collect, table, write_summary, write_text
+from utils.labs.submission import (  # noqa: F401  (SubmissionError, load_submission: API)
     EXIT_UNKNOWN_LAB,
     EXIT_UNREADABLE,
     SubmissionError,
@@ -62,7 +66,6 @@ from utils.gradenotebook import (  # noqa: F401  (SubmissionError, load_submissi
     review,
     test_cell_notes,
 )
-from utils.gradereport import Report, clean, collect, table, write_summary, write_text
 
 EXIT_GRADED, EXIT_NO_SANDBOX = 0, 4
 TIMEOUT_S = 300  # per notebook; labs grade at the smoke size in well under a minute
@@ -77,7 +80,7 @@ NO_SANDBOX = (
 
 
 def _kernel_env(size: str) -> dict[str, str]:
-    from utils.notebooks import TEST_ENV
+    from utils.labs.notebooks import TEST_ENV
 
     env = {**os.environ, **TEST_ENV, "COURSE_GRADING": "1", "MPLBACKEND": "Agg"}
     env["COURSE_SIZE"] = size
@@ -106,7 +109,7 @@ def grade(
     """Grade one submission, running it at ``size`` (``"smoke"``, ``"cpu"`` or ``"full"``).
 
     Args:
-        sandbox_kind: ``"auto"``, ``"bwrap"`` or ``"none"`` (see :func:`utils.sandbox.choose`).
+        sandbox_kind: ``"auto"``, ``"bwrap"`` or ``"none"`` (see :func:`utils.labs.sandbox.choose`).
         cpu_seconds: CPU time for the sandbox's processes together (default: ``timeout``
             times the CPUs, the most the time limit allows).
         max_tasks: processes and threads the sandbox may run at once.
@@ -115,7 +118,7 @@ def grade(
 
     Raises:
         SubmissionError: unreadable, not a notebook, or an unknown lab.
-        utils.sandbox.SandboxUnavailable: the sandbox asked for cannot run here.
+        utils.labs.sandbox.SandboxUnavailable: the sandbox asked for cannot run here.
     """
     report = _grade(path, lab_id, solutions_dir, timeout, memory_gb, size, test_timeout,
                     cell_timeout, sandbox_kind, cpu_seconds, max_tasks, hide)  # fmt: skip
@@ -135,7 +138,7 @@ def _grade(path, lab_id, solutions_dir, timeout, memory_gb, size, test_timeout, 
     if not (lab_id or claimed):
         raise SubmissionError(
             f"{path.name}: unknown lab: the notebook's metadata has no lab id "
-            "(was it generated by utils.build?); use --lab LAB to grade it",
+            "(was it generated by utils.labs.build?); use --lab LAB to grade it",
             EXIT_UNKNOWN_LAB,
         )
     try:
@@ -176,7 +179,7 @@ def _grade(path, lab_id, solutions_dir, timeout, memory_gb, size, test_timeout, 
         box = box_class(limits, hide=(path.parent, Path(solutions_dir), *hide))
         report.sandbox = box.description
     with tempfile.TemporaryDirectory(prefix="grade-") as workdir:
-        execution = gradeexec.execute(
+        execution = execute.execute(
             nb, workdir, _kernel_env(size), timeout, cell_timeout=min(cell_timeout, timeout),
             sandbox=box,
         )  # fmt: skip
@@ -219,7 +222,7 @@ def grade_folder(folder: Path, out: Path, jobs: int = 1, **options) -> list[Repo
         The reports, in file-name order.
 
     Raises:
-        utils.sandbox.SandboxUnavailable: the sandbox asked for cannot run here (checked
+        utils.labs.sandbox.SandboxUnavailable: the sandbox asked for cannot run here (checked
             once, before any submission runs).
     """
     from concurrent.futures import ThreadPoolExecutor
@@ -267,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m utils.grade",
+        prog="python -m utils.labs.grade",
         description="Grade a lab notebook, or every notebook in a folder.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -1,18 +1,18 @@
 """What a student may see of a grade, and Gradescope's ``results.json``.
 
-The grader's own report (:mod:`utils.gradereport`) is for instructors: it names the hidden
+The grader's own report (:mod:`utils.labs.report`) is for instructors: it names the hidden
 tests and shows their messages. :func:`feedback_markdown` writes what a student may read:
 each exercise's points, each public test's result and message, and for the hidden tests only
 how many passed (their names and messages only when the instructor asks, after the
 deadline). :func:`gradescope_results` writes the file Gradescope's autograder reads
 (https://gradescope-autograders.readthedocs.io/en/latest/specs/). Every text in them goes
-through :func:`utils.gradereport.clean` (control characters escaped, length capped) and is
+through :func:`utils.labs.report.clean` (control characters escaped, length capped) and is
 put on one line.
 """
 
 from __future__ import annotations
 
-from utils.gradereport import Report, clean
+from utils.labs.report import Report, clean
 
 MAX_MESSAGE = 500  # characters of a test's message shown to a student
 HIDDEN_VISIBILITIES = ("hidden", "after_published")  # Gradescope's names

@@ -202,8 +202,8 @@ def collect(lab, nb, execution, report: Report) -> None:
     dead kernel). Errors raised in the student's cells become warnings. Whatever a payload
     holds besides the expected tests' status and message is ignored.
     """
-    from utils import gradekernel
-    from utils.gradenotebook import expected_tests
+    from utils.labs import kernel as gradekernel
+    from utils.labs.submission import expected_tests
 
     payloads, failures = {}, {}
     for index, cell in enumerate(nb.cells):

@@ -1,9 +1,9 @@
 """Generate the student notebooks in ``labs/`` from the solution notebooks in ``solutions/``.
 
-    python -m utils.build                 # (re)build every lab
-    python -m utils.build lab0_perceptron # one lab
-    python -m utils.build --check         # exit 1, with a diff, if labs/ is out of date
-    python -m utils.build --force         # overwrite lab notebooks that were edited by hand
+    python -m utils.labs.build                 # (re)build every lab
+    python -m utils.labs.build lab0_perceptron # one lab
+    python -m utils.labs.build --check         # exit 1, with a diff, if labs/ is out of date
+    python -m utils.labs.build --force         # overwrite lab notebooks that were edited by hand
 
 Exit status: 0 when every lab is up to date or was written; 1 when ``--check`` finds a lab
 out of date (or a lab in ``labs/`` whose solution is gone); 2 when a lab was refused (edited
@@ -26,7 +26,8 @@ import json
 import sys
 from pathlib import Path
 
-from utils import cache, labformat
+from utils import cache
+from utils.labs import format as labformat
 
 EXIT_OK, EXIT_OUT_OF_DATE, EXIT_REFUSED = 0, 1, 2
 
@@ -143,7 +144,7 @@ def build(
         else:
             print(f"OUT OF DATE: {target} differs from {solution}:", file=out)
             print(diff(old, new, target.name), file=out)
-        fix = f"python -m utils.build {solution.stem}" + (" --force" if hand_edited else "")
+        fix = f"python -m utils.labs.build {solution.stem}" + (" --force" if hand_edited else "")
         why = " (it was edited by hand, so the build needs --force)" if hand_edited else ""
         print(f"Run `{fix}` to regenerate it{why}.", file=out)
         return EXIT_OUT_OF_DATE
@@ -154,7 +155,7 @@ def build(
         print(
             f"REFUSED: {target} was edited since it was generated, so it was not overwritten. "
             "Move it away to keep it, or run "
-            f"`python -m utils.build {solution.stem} --force` to replace it.",
+            f"`python -m utils.labs.build {solution.stem} --force` to replace it.",
             file=out,
         )
         return EXIT_REFUSED
@@ -177,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     import argparse
 
     parser = argparse.ArgumentParser(
-        prog="python -m utils.build", description=__doc__.split("\n")[0]
+        prog="python -m utils.labs.build", description=__doc__.split("\n")[0]
     )
     parser.add_argument("labs", nargs="*", help="lab ids (default: every lab in solutions/)")
     parser.add_argument("--check", action="store_true", help="compare only; exit 1 if out of date")

@@ -1,6 +1,6 @@
 """Executing notebooks outside JupyterLab: for the tests and for refreshing stored outputs.
 
-``python -m utils.notebooks refresh lectures/00_start_here.ipynb`` re-runs a
+``python -m utils.labs.notebooks refresh lectures/00_start_here.ipynb`` re-runs a
 notebook in a fresh kernel with the same settings as ``pytest --nbval``
 (the smoke size, quiet TensorFlow) and stores the outputs it produced, so the
 stored outputs are always what the current code gives.
@@ -46,7 +46,7 @@ def test_environment() -> dict[str, str]:
     env.update({k: v for k, v in os.environ.items() if k in TEST_ENV})
     if os.environ.get("COURSE_QUICK", "").strip() and not os.environ.get("COURSE_SIZE", "").strip():
         del env["COURSE_SIZE"]  # the caller chose a size with the older switch
-    root = str(Path(__file__).resolve().parent.parent)
+    root = str(Path(__file__).resolve().parents[2])  # the repository: utils/labs/notebooks.py
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != root]
     env["PYTHONPATH"] = os.pathsep.join([root, *paths])
     return env
@@ -221,10 +221,10 @@ def refresh(path: str | Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command line: ``python -m utils.notebooks refresh NOTEBOOK...``."""
+    """Command line: ``python -m utils.labs.notebooks refresh NOTEBOOK...``."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m utils.notebooks")
+    parser = argparse.ArgumentParser(prog="python -m utils.labs.notebooks")
     parser.add_argument("command", choices=["refresh"])
     parser.add_argument("paths", nargs="+")
     args = parser.parse_args(argv)

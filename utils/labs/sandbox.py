@@ -18,7 +18,7 @@ starts, runs
   UTS namespaces, so it sees and can signal only its own processes; in a new session (no
   controlling terminal to inject keystrokes into); with every capability dropped and
   ``no_new_privs``; with an environment of its own (the grader's is not passed on);
-- under the :mod:`utils.sandboxlimits` caps (memory, CPU time, tasks) for the whole tree.
+- under the :mod:`utils.labs.limits` caps (memory, CPU time, tasks) for the whole tree.
 
 The grader talks to the kernel through unix-domain sockets (Jupyter's ``ipc`` transport)
 in :attr:`Bubblewrap.folder`, the one folder shared with the sandbox; :meth:`lock` makes it
@@ -41,7 +41,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from utils import sandboxlimits
+from utils.labs import limits as sandboxlimits
 
 KINDS = ("auto", "bwrap", "none")
 WORK = "/tmp/work"  # the kernel's working folder and HOME inside the sandbox
@@ -129,7 +129,8 @@ def shown_folders() -> list[Path]:
     """Folders shown read-only: the Python environment, the kit's utils/, the labs' data."""
     import site
 
-    from utils import labformat, sources
+    from utils import sources
+    from utils.labs import format as labformat
 
     python = [sys.prefix, sys.base_prefix, sys.exec_prefix, site.getusersitepackages()]
     data = [os.environ.get("FASHION_MNIST_DIR"), sources.keras_datasets_dir().parent,
@@ -154,7 +155,7 @@ class Bubblewrap:
     """One submission's sandbox: use as ``with Bubblewrap(limits, hide) as box: ...``."""
 
     def __init__(self, limits: sandboxlimits.Limits, hide=(), prefer_cgroups: bool = True):
-        from utils import labformat
+        from utils.labs import format as labformat
 
         self.limits = sandboxlimits.enforcer(limits, prefer_cgroups)
         self.hide = _real([*hide, labformat.ROOT / ".git", labformat.SOLUTIONS_DIR])

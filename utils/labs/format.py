@@ -14,11 +14,16 @@ A lab is authored once, as a solution notebook. Four conventions mark it up:
   The student version replaces each region by a ``raise NotImplementedError(...)`` carrying
   the hints, indented like the region.
 - **Public tests**: a code cell whose first line is ``### TESTS ex1 (2 points): Title``. It
-  defines tests with the ``@test("ex1")`` decorator (:mod:`utils.selfcheck`) and usually ends
+  defines tests with the ``@test("ex1")`` decorator (:mod:`utils.labs.selfcheck`) and usually ends
   with ``check("ex1")``. Students see these cells. Each exercise has exactly one, and its
   header gives the exercise's points.
 - **Hidden tests**: code cells whose first line is ``### HIDDEN TESTS ex1``. They are removed
-  from the student version and run only by the grader.
+  from the student version and run only by the grader. They may compare the student's
+  functions with the solution's: ``from utils.labs.selfcheck import reference`` then
+  ``reference.lenet5(...)``. Under the grader, ``reference`` holds the definitions of the
+  exercise's own solution cells (the cells with solution regions since the previous public test
+  cell), run on top of the student's globals, so a mistake in an earlier exercise does not
+  cost points twice; in the solution notebook it is the notebook's own namespace.
 
 An exercise's points are shared equally among all of its tests, public and hidden.
 """
@@ -39,7 +44,7 @@ TESTS_HEADER = re.compile(
 )
 # Comment lines that are probably a mistyped header ("## HIDDEN TEST ex2", "### TESTS ex1 (2 pts)").
 LOOKS_LIKE_HEADER = re.compile(r"^#{2,}\s*(hidden\s+)?tests?\b", re.IGNORECASE)
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository: utils/labs/format.py
 SOLUTIONS_DIR = ROOT / "solutions"  # where labs are authored
 LABS_DIR = ROOT / "labs"  # where the student versions are generated
 HASH_LENGTH = 12  # hex digits of SHA-256 kept in the version stamps
@@ -58,6 +63,7 @@ class Exercise:
     title: str = ""
     public: list[str] = field(default_factory=list)
     hidden: list[str] = field(default_factory=list)
+    reference: str = ""  # the definitions of the exercise's solution cells (see the module doc)
 
 
 @dataclass
@@ -123,7 +129,7 @@ def strip_solutions(source: str, where: str = "cell") -> str:
 
 def declared_tests(source: str) -> list[tuple[object, str]]:
     """``(exercise id given to @test, test name)`` for each ``@test(...)`` function in a cell."""
-    from utils import notebooks
+    from utils.labs import notebooks
 
     found = []
     for node in ast.walk(notebooks.parse_cell(source)):
@@ -181,11 +187,13 @@ def parse(nb, path: Path | None = None) -> Lab:
         )
     exercises: dict[str, Exercise] = {}
     hidden: list[tuple[str, str]] = []
+    solved: list[str] = []  # sources of the cells with solution regions since the last TESTS
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code":
             continue
         place = f"{where}, cell {index}"
-        strip_solutions(cell.source, place)  # validates the markers
+        if strip_solutions(cell.source, place) != cell.source:  # also validates the markers
+            solved.append(cell.source)
         header = test_header(cell.source)
         first = cell.source.lstrip("\n").split("\n", 1)[0].strip()
         if header is None and LOOKS_LIKE_HEADER.match(first):
@@ -208,8 +216,10 @@ def parse(nb, path: Path | None = None) -> Lab:
                 f"write '### TESTS {exercise} (2 points): title'"
             )
         exercises[exercise] = Exercise(
-            exercise, float(header["points"]), (header["title"] or "").strip(), [cell.source]
+            exercise, float(header["points"]), (header["title"] or "").strip(), [cell.source],
+            reference=definitions(solved),
         )
+        solved = []
     for exercise, source in hidden:
         if exercise not in exercises:
             raise LabFormatError(f"{where}: HIDDEN TESTS {exercise} has no public TESTS cell")
@@ -261,6 +271,15 @@ def _is_definition(node) -> bool:
     return False
 
 
+def definitions(sources) -> str:
+    """The top-level definitions (:func:`_is_definition`) of code cells, as one source."""
+    from utils.labs import notebooks
+
+    kept = [node for source in sources for node in notebooks.parse_cell(source).body
+            if _is_definition(node)]
+    return ast.unparse(ast.Module(body=kept, type_ignores=[]))
+
+
 def load_functions(lab_id: str, names, solutions_dir: str | Path = SOLUTIONS_DIR) -> dict:
     """The functions (or literal constants) ``names`` of a lab's solution, e.g. a builder
     and its configuration table for a later notebook.
@@ -274,7 +293,7 @@ def load_functions(lab_id: str, names, solutions_dir: str | Path = SOLUTIONS_DIR
     Raises:
         LookupError: no such lab, or a name the lab does not define (the message lists them).
     """
-    from utils import notebooks
+    from utils.labs import notebooks
 
     lab = find(lab_id, solutions_dir)
     kept = []

@@ -1,4 +1,4 @@
-"""The autograder's code inside the grading kernel (called by cells that utils.grade injects).
+"""The autograder's code inside the grading kernel (called by cells that utils.labs.grade injects).
 
 The grader runs a submission in a fresh kernel as: one :func:`begin` cell, the student's code
 cells, and, where each exercise's test cell was, one :func:`run_exercise` cell holding the
@@ -8,7 +8,7 @@ else the kernel prints, so printed "PASS" lines or fake result files earn nothin
 
 Student code runs in the same interpreter, so before each exercise :func:`run_exercise`
 puts back whatever the student replaced since :func:`begin`: attributes of the modules the
-tests rely on (``builtins``, ``numpy``, ``math``, ``utils.checks``, ``utils.selfcheck``, this
+tests rely on (``builtins``, ``numpy``, ``math``, ``utils.checks``, ``utils.labs.selfcheck``, this
 module) and of those that carry the result out (IPython's display publisher, the Jupyter
 session), the code objects of their functions and the methods of their classes,
 ``sys.modules`` entries, trace and profile hooks, and IPython's input transformers and event
@@ -22,11 +22,11 @@ hidden test cells define stays private.
 
 Each message, tampering note and problem published is cut at :data:`MAX_TEXT` characters
 (and each list at :data:`MAX_NOTES` entries), so a result stays far below the size of
-message the grader accepts (:data:`utils.gradeexec.MAX_MESSAGE_BYTES`).
+message the grader accepts (:data:`utils.labs.execute.MAX_MESSAGE_BYTES`).
 
 None of this is a security boundary: code that already ran in this interpreter can read the
 tests and forge their results whatever is restored. The kernel runs in the grader's sandbox
-(:mod:`utils.sandbox`), which keeps it from the grader, the reports and other submissions,
+(:mod:`utils.labs.sandbox`), which keeps it from the grader, the reports and other submissions,
 but not from its own results; ``docs/security.md`` says what is and is not guaranteed.
 """
 
@@ -46,9 +46,11 @@ GUARDED = (
     "numpy",
     "numpy.testing",
     "utils",
+    "utils.labs",
     "utils.checks",
-    "utils.selfcheck",
-    "utils.gradekernel",
+    "utils.labs.selfcheck",
+    "utils.selfcheck",  # the alias that notebooks saved before utils.labs import
+    "utils.labs.kernel",
     "IPython.display",
     "IPython.core.display_functions",
     "IPython.core.displaypub",
@@ -108,7 +110,7 @@ def begin(memory_bytes: int | None = None) -> None:
     """Prepare the kernel: grading mode, a memory cap, and a snapshot of what tests rely on."""
     import importlib
 
-    os.environ["COURSE_GRADING"] = "1"  # utils.selfcheck.check() becomes a no-op
+    os.environ["COURSE_GRADING"] = "1"  # utils.labs.selfcheck.check() becomes a no-op
     if memory_bytes:
         try:
             import resource
@@ -213,6 +215,7 @@ def run_exercise(
     sources: list[tuple[str, str]],
     test_timeout: float = 60.0,
     namespace: dict | None = None,
+    reference: str = "",
 ) -> dict:
     """Run the master tests of one exercise against the student's globals; publish the result.
 
@@ -222,6 +225,8 @@ def run_exercise(
             "hidden".
         test_timeout: seconds allowed per test.
         namespace: the student's globals (default: the kernel's ``__main__``).
+        reference: the definitions of the exercise's solution cells; run on a copy of the
+            student's globals, they are what ``utils.labs.selfcheck.reference`` holds in the tests.
 
     Returns:
         The published payload: ``{"exercise", "tests": [{name, visibility, status,
@@ -230,7 +235,8 @@ def run_exercise(
     tampering = restore()
     import numpy
 
-    from utils import checks, selfcheck
+    from utils import checks
+    from utils.labs import selfcheck
 
     student = vars(sys.modules["__main__"]) if namespace is None else namespace
     found: list[tuple[str, object]] = []  # (name, function), in the order they are defined
@@ -244,6 +250,14 @@ def run_exercise(
 
     registered: list[tuple[str, str, object]] = []  # (visibility, name, function)
     tests, problems = [], []
+    solution = dict(student)  # the reference's own helpers win over the student's
+    try:
+        exec(compile(reference, f"<the reference solution of {exercise}>", "exec"), solution)
+    except Exception as error:
+        problems.append(f"the reference solution failed: {type(error).__name__}: {error}")
+    selfcheck.use_reference(
+        {key: value for key, value in solution.items() if student.get(key, solution) is not value}
+    )
     trusted = {"test": test, "check": lambda *args, **kwargs: None, "checks": checks, "np": numpy}
     scope = {**student, **trusted}  # a copy: the tests run with the grader's helpers
     for visibility, source in sources:
@@ -281,6 +295,7 @@ def run_exercise(
         tests.append(
             {"name": name, "visibility": kind, "status": outcome.status, "message": message}
         )
+    selfcheck.use_reference(None)
     tampering += restore()  # the student's code may have run again inside the tests
     payload = {
         "exercise": exercise,

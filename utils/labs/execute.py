@@ -267,7 +267,7 @@ def execute(
         cell_timeout: seconds for one cell before it is interrupted (a cell's
             ``metadata.timeout`` overrides it).
         max_output_bytes: output kept per cell.
-        sandbox: a :class:`utils.sandbox.Bubblewrap` (or a sandbox with its methods), or
+        sandbox: a :class:`utils.labs.sandbox.Bubblewrap` (or a sandbox with its methods), or
             None to run the kernel as a child of the grader. It is closed before returning.
     """
     result = Execution(nb, last_label="the kernel's start")

@@ -19,15 +19,16 @@ import json
 import re
 from pathlib import Path
 
-from utils import labformat
+from utils.labs import format as labformat
 
-EXIT_UNREADABLE, EXIT_UNKNOWN_LAB = 2, 3  # utils.grade's exit statuses for these errors
+EXIT_UNREADABLE, EXIT_UNKNOWN_LAB = 2, 3  # utils.labs.grade's exit statuses for these errors
 MAX_SUBMISSION_BYTES = 50 << 20  # a lab notebook with its outputs is under 1 MB
 
 # Code an instructor may want to read: it touches the grader's machinery. Blanks are [ \t]:
 # a \s at the start of a MULTILINE pattern spans lines and backtracks quadratically.
 SUSPICIOUS = {
-    r"\bgradekernel\b|application/vnd\.dlvision": "names the grader's internals",
+    r"\butils\.labs\.kernel\b|\butils\.labs[ \t]+import[ \t]+kernel\b|application/vnd\.dlvision":
+        "names the grader's internals",
     r"\bsys\.modules\b|\bbuiltins\b|__builtins__": "changes modules or builtins",
     r"__code__|\bsettrace\b|\bsetprofile\b|\bctypes\b": "uses interpreter hooks",
     r"input_transformers|ast_transformers|events\.register": "hooks IPython",
@@ -121,8 +122,9 @@ def _grader_cell(exercise: labformat.Exercise, test_timeout: float):
 
     sources = [("public", s) for s in exercise.public] + [("hidden", s) for s in exercise.hidden]
     source = (
-        f"import utils.gradekernel as _grader\n"
-        f"_grader.run_exercise({exercise.id!r}, {sources!r}, test_timeout={test_timeout!r})"
+        f"import utils.labs.kernel as _grader\n"
+        f"_grader.run_exercise({exercise.id!r}, {sources!r}, test_timeout={test_timeout!r},\n"
+        f"                     reference={exercise.reference!r})"
     )
     # The cell may take a test time limit per test, plus a margin for defining the tests.
     timeout = int(len(expected_tests(exercise)) * test_timeout + 30)
@@ -177,7 +179,7 @@ def grading_notebook(
     )
     nb.cells.append(
         nbformat.v4.new_code_cell(
-            f"import utils.gradekernel as _grader\n_grader.begin({memory_bytes!r})",
+            f"import utils.labs.kernel as _grader\n_grader.begin({memory_bytes!r})",
             metadata={"label": "the grader's setup"},
         )
     )

@@ -11,7 +11,7 @@
   root): a watcher thread sums, every :data:`POLL_S` seconds, the resident memory, tasks and
   CPU time of every process in the sandbox's PID namespace; past the memory cap it kills the
   largest process, past the task cap all of them. An allocation faster than the poll can
-  overshoot for that long (the kernel's own ``RLIMIT_AS``, set by :mod:`utils.gradekernel`,
+  overshoot for that long (the kernel's own ``RLIMIT_AS``, set by :mod:`utils.labs.kernel`,
   still applies to each process).
 
 Both watch the CPU time of the whole group and kill every process past ``cpu_seconds``, and
