@@ -91,6 +91,29 @@ EQUIVALENT = {
      "keyword name= deleted"): "a layer without weights: its name is not part of the function",
     ("lab5_resnet", 'x = layers.Activation("relu", name="conv1_relu")(x)',
      "keyword name= deleted"): "a layer without weights: its name is not part of the function",
+    ("lab7_features", "return inputs / ops.maximum(ops.sqrt(energy), self.threshold)",
+     "first two arguments swapped"): "the maximum of two numbers does not depend on their order",
+    ("lab7_features",
+     "return centred / ops.maximum(ops.maximum(deviation, floor), self.epsilon)",
+     "first two arguments swapped"): "the maximum of two numbers does not depend on their order",
+    ("lab7_features",
+     "outputs = probe.predict(np.asarray(images), batch_size=batch_size, verbose=0)",
+     "keyword batch_size= deleted"): "a model in inference mode gives each image the same "
+                                     "features in any batch",
+    ("lab7_features",
+     "outputs = probe.predict(np.asarray(images), batch_size=batch_size, verbose=0)",
+     "keyword verbose= deleted"): "verbose only prints a progress bar",
+    ("lab7_features",
+     "outputs = probe.predict(np.asarray(images), batch_size=batch_size, verbose=0)",
+     "0 -> 1"): "verbose only prints a progress bar",
+    ("lab7_features", "for name, maps in zip(layer_names, outputs, strict=True):",
+     "keyword strict= deleted"): "the probe has one output per layer name, so the lengths match",
+    ("lab7_features",
+     'windows = ops.image.extract_patches(x, (ph, pw), strides=self.strides, padding="valid")',
+     "keyword padding= deleted"): "extract_patches pads 'valid' by default",
+    ("lab7_features", "return SlowerLayers(slow, base_factor if transfer else 1.0, "
+     "learning_rate=learning_rate, momentum=0.9)",
+     "1.0 -> 0"): "from scratch no variable is slowed, so the factor multiplies nothing",
 }
 
 
