@@ -71,6 +71,8 @@ EQUIVALENT = {
     ("lab2_alexnet",
      "x = pipeline.augmentation(flip=True, crop_padding=4, input_shape=input_shape)(x)",
      "keyword crop_padding= deleted"): "pipeline.augmentation's crop_padding defaults to 4",
+    ("lab2_alexnet", "pixels = np.asarray(images, dtype=np.float64).reshape(-1, 3)",
+     "keyword dtype= deleted"): "np.cov computes in float64 whatever its input's dtype",
     ("lab0_perceptron", "logits = np.asarray(logits, dtype=float)",
      "keyword dtype= deleted"): "subtracting the max and np.exp give floats for any input",
     ("lab3_vgg", 'image = tf.convert_to_tensor(image, dtype="float32")',
