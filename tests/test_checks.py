@@ -177,3 +177,28 @@ def test_assert_float32_output_builds_under_mixed_precision():
     with pytest.raises(checks.CheckError, match="output dtype under mixed_float16"):
         checks.assert_float32_output(lambda: build(None), "hidden", "a model without it")
     assert keras.mixed_precision.global_policy().name == "float32"  # the policy is restored
+
+
+def test_assert_learns_passes_a_model_that_learns_and_fails_one_that_cannot():
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x = (digits.images / 16.0).astype(np.float32)[..., None]  # (1797, 8, 8, 1) in [0, 1]
+    y = digits.target.astype(np.int64)
+    train, test = (x[:1200], y[:1200]), (x[1200:], y[1200:])
+
+    def build(regulariser=None):
+        inputs = keras.Input((8, 8, 1))
+        hidden = layers.Dense(32, activation="relu", kernel_regularizer=regulariser,
+                              name="hidden")(layers.Flatten(name="flatten")(inputs))
+        outputs = layers.Dense(10, activation="softmax", kernel_regularizer=regulariser,
+                               name="out")(hidden)
+        return keras.Model(inputs, outputs)
+
+    checks.assert_learns(build, train, test, 0.5, "a small network", epochs=5)
+    # The same network, its weights pulled to 0 by an L2 penalty 10,000 times the usual one.
+    with pytest.raises(checks.CheckError, match="does not learn"):
+        checks.assert_learns(lambda: build(keras.regularizers.L2(10.0)), train, test, 0.5,
+                             "a network held at 0", epochs=5)
+    with pytest.raises(ValueError, match="fraction"):
+        checks.assert_learns(build, train, test, 80, "a percentage")

@@ -182,6 +182,44 @@ def assert_can_learn_like(model, reference, what: str) -> None:
                       "well: check the layer's initializer.")
 
 
+def assert_learns(build, train, test, minimum: float, what: str, *, epochs: int = 1,
+                  batch_size: int = 32, learning_rate: float = 1e-3, seed: int = 0) -> None:
+    """A freshly built model, trained briefly, reaches ``minimum`` test accuracy.
+
+    A copy of the reference's weights (:func:`assert_same_function`) shows what a model
+    computes, not whether training can find those weights: batch normalisation whose moving
+    statistics never update, a regulariser that holds the weights at 0 or a constraint that
+    pins them leave a fresh model's outputs and its parameter count as they should be. This trains
+    ``build()`` with the course's training path (Adam, ``epochs`` passes, seeded) and
+    evaluates it. A dry run (``COURSE_DRY_RUN``) trains nothing, so it checks nothing.
+
+    Args:
+        build: a zero-argument function returning a ``keras.Model`` whose output is class
+            probabilities.
+        train: ``(x (N, H, W, C), y (N,))``, the training images and integer labels.
+        test: ``(x_test, y_test)``, the same for the held-out images.
+        minimum: the test accuracy to reach, a fraction in [0, 1].
+        what: how the failure message names the model.
+    """
+    import keras
+
+    from utils import training
+
+    if not 0.0 <= minimum <= 1.0:
+        raise ValueError(f"minimum={minimum!r} should be a fraction in [0, 1].")
+    if training.dry_run():
+        return
+    keras.utils.set_random_seed(seed)
+    history = training.fit(build, *train, epochs=epochs, batch_size=batch_size,
+                           learning_rate=learning_rate, verbose=0)
+    accuracy = training.evaluate(history.model, *test)["accuracy"]
+    if not accuracy >= minimum:  # NaN fails too
+        _fail(f"{what}: test accuracy after {epochs} epoch(s) on {len(train[0]):,} images",
+              f">= {minimum:.3f}", f"{accuracy:.3f}",
+              "The model does not learn: look for a regulariser, a constraint, a frozen "
+              "layer or an initialiser that the docstring does not ask for.")
+
+
 def assert_same_function(model, reference, inputs, what: str, *, training: bool = True,
                          rtol: float = 1e-4, atol: float = 1e-5) -> None:
     """``model`` computes the function ``reference`` computes, given the same weights.
