@@ -189,8 +189,8 @@ def assert_learns(build, train, test, minimum: float, what: str, *, epochs: int 
     A copy of the reference's weights (:func:`assert_same_function`) shows what a model
     computes, not whether training can find those weights: batch normalisation whose moving
     statistics never update, a regulariser that holds the weights at 0 or a constraint that
-    pins them leave a fresh model's outputs and its parameter count as they should be. This trains
-    ``build()`` with the course's training path (Adam, ``epochs`` passes, seeded) and
+    pins them leave a fresh model's outputs and its parameter count as they should be. This
+    trains ``build()`` with the course's training path (Adam, ``epochs`` passes, seeded) and
     evaluates it. A dry run (``COURSE_DRY_RUN``) trains nothing, so it checks nothing.
 
     Args:
@@ -216,8 +216,9 @@ def assert_learns(build, train, test, minimum: float, what: str, *, epochs: int 
     if not accuracy >= minimum:  # NaN fails too
         _fail(f"{what}: test accuracy after {epochs} epoch(s) on {len(train[0]):,} images",
               f">= {minimum:.3f}", f"{accuracy:.3f}",
-              "The model does not learn: look for a regulariser, a constraint, a frozen "
-              "layer or an initialiser that the docstring does not ask for.")
+              "The model does not learn: look for a regulariser, a constraint, a "
+              "batch-normalisation setting, a frozen layer or an initialiser that the "
+              "docstring does not ask for.")
 
 
 def assert_same_function(model, reference, inputs, what: str, *, training: bool = True,

@@ -70,7 +70,8 @@ class Outcome:
 
 
 def _student_frame(error: BaseException) -> str:
-    """' (in cell line N of func)' for the innermost frame outside the test, if any."""
+    """' (raised in FUNC, line N)' for the innermost frame of the error, when the test
+    function is not that frame itself (a failure inside the student's code, say)."""
     frames = traceback.extract_tb(error.__traceback__)
     if len(frames) < 2:
         return ""
