@@ -179,6 +179,13 @@ def test_assert_float32_output_builds_under_mixed_precision():
     assert keras.mixed_precision.global_policy().name == "float32"  # the policy is restored
 
 
+def test_learning_sample_gives_the_asked_sizes():
+    (x, y), (x_test, y_test) = checks.learning_sample((16, 12), train_size=64, test_size=32)
+    assert x.shape == (64, 16, 12, 1) and x_test.shape == (32, 16, 12, 1)
+    assert y.shape == (64,) and y_test.shape == (32,)
+    assert set(np.unique(y)) <= set(range(10)) and len(np.unique(y)) > 1
+
+
 def test_assert_learns_passes_a_model_that_learns_and_fails_one_that_cannot():
     from sklearn.datasets import load_digits
 

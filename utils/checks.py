@@ -190,8 +190,11 @@ def assert_learns(build, train, test, minimum: float, what: str, *, epochs: int 
     computes, not whether training can find those weights: batch normalisation whose moving
     statistics never update, a regulariser that holds the weights at 0 or a constraint that
     pins them leave a fresh model's outputs and its parameter count as they should be. This
-    trains ``build()`` with the course's training path (Adam, ``epochs`` passes, seeded) and
-    evaluates it. A dry run (``COURSE_DRY_RUN``) trains nothing, so it checks nothing.
+    trains ``build()`` with the course's training path (Adam, ``epochs`` passes) and
+    evaluates it. Like every training cell of the course it first seeds Keras' global
+    generators (``keras.utils.set_random_seed(seed)``), so two calls give the same result. A
+    dry run (``COURSE_DRY_RUN``) trains nothing, so it checks nothing. :func:`learning_sample`
+    gives a small task at any image size.
 
     Args:
         build: a zero-argument function returning a ``keras.Model`` whose output is class
@@ -219,6 +222,24 @@ def assert_learns(build, train, test, minimum: float, what: str, *, epochs: int 
               "The model does not learn: look for a regulariser, a constraint, a "
               "batch-normalisation setting, a frozen layer or an initialiser that the "
               "docstring does not ask for.")
+
+
+def learning_sample(size, train_size: int = 2048, test_size: int = 1024):
+    """A small Fashion-MNIST task for :func:`assert_learns`, at the image size a builder wants.
+
+    Args:
+        size: ``(H, W)`` of the images (grey, one channel).
+        train_size, test_size: images in each part (the first of the training and test sets).
+
+    Returns:
+        ``((x_train (train_size, H, W, 1), y_train), (x_test (test_size, H, W, 1), y_test))``.
+    """
+    from utils import data, images
+
+    fashion = data.load("fashion_mnist", train_size=train_size, test_size=test_size,
+                        verbose=False)
+    fashion = images.adapt(fashion, size=tuple(size), channels=1)
+    return (fashion.x_train, fashion.y_train), (fashion.x_test, fashion.y_test)
 
 
 def assert_same_function(model, reference, inputs, what: str, *, training: bool = True,
