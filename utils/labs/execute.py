@@ -10,11 +10,17 @@ errors. Three limits protect the grader:
 
 A kernel that dies (``os._exit``, a segfault, the memory cap) ends the run; the cells it
 did not reach are reported, never raised.
+
+A grading cell whose metadata has ``judge: "grader"`` is not sent to the kernel: ``execute``
+calls ``judge(exercise_id, call)`` instead (:class:`utils.labs.judge.Judge`), where
+``call(source, seconds)`` runs one ad-hoc cell in the same kernel and returns its outputs,
+under the same limits; it raises :class:`KernelLost` when the run cannot go on.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -46,6 +52,10 @@ class Execution:
     problems: list[str] = field(default_factory=list)  # what stopped the run
     interrupted: list[str] = field(default_factory=list)  # cells stopped at the per-cell limit
     sandbox: list[str] = field(default_factory=list)  # what the sandbox's limits did
+
+
+class KernelLost(KeyboardInterrupt):  # noqa: N818 (a KeyboardInterrupt: no test catches it)
+    """The kernel died, the notebook's time limit passed, or the connection was closed."""
 
 
 class _KernelManager(AsyncKernelManager):
@@ -128,18 +138,22 @@ class _CappedClient(NotebookClient):
         super().__init__(nb, **kwargs)
         self._max_output = max_output_bytes
         self._sizes: dict[int, int] = {}
+        self.in_call = False  # running a bridge call (see _caller)
 
     def output(self, outs, msg, display_id, cell_index):
+        limit = self._max_output
+        if self.in_call:  # a call through the bridge: one result of up to a message's size,
+            limit, display_id = MAX_MESSAGE_BYTES, None  # and no display id to update later
         size = self._sizes.get(cell_index, 0)
-        if size > self._max_output:
+        if size > limit:
             return None
         size += len(json.dumps(msg.get("content", {}), default=str))
         self._sizes[cell_index] = size
-        if size > self._max_output:
+        if size > limit:
             note = nbformat.v4.new_output(
                 "stream",
                 name="stderr",
-                text=f"[grader: output of this cell cut at {self._max_output:,} bytes]\n",
+                text=f"[grader: output of this cell cut at {limit:,} bytes]\n",
             )
             outs.append(note)
             return note
@@ -171,7 +185,46 @@ def _label(cell, index: int) -> str:
     return cell.metadata.get("label", f"cell {index}")
 
 
-def _run_cells(client, result: Execution, deadline: float, cell_timeout: float, closed, kill):
+def _caller(client, result: Execution, deadline: float, closed, kill, index: int):
+    """``call(source, seconds) -> outputs``: run one ad-hoc cell in the kernel (a bridge call,
+    :mod:`utils.labs.bridge`) in place of the grading cell ``index``, which is put back after
+    it; raises :class:`KernelLost` when the run cannot go on."""
+    placeholder = result.notebook.cells[index]
+
+    def call(source: str, seconds: float) -> list:
+        if result.timed_out or time.monotonic() >= deadline:
+            result.timed_out = True
+            raise KernelLost("the notebook's time limit passed")
+        seconds = max(1, math.ceil(min(seconds, deadline - time.monotonic() + 1)))
+        cell = nbformat.v4.new_code_cell(source, metadata={"timeout": seconds})
+        client._sizes.pop(index, None)
+        client.in_call = True
+        try:
+            client.execute_cell(cell, index, store_history=False)
+        except (DeadKernelError, CellTimeoutError):
+            result.died = not result.timed_out
+            why = "the kernel died" if result.died else "the time limit passed"
+            raise KernelLost(why) from None
+        finally:  # nbclient stores the cell it ran in the notebook: put the grading cell back
+            client.in_call = False
+            client._sizes.pop(index, None)
+            result.notebook.cells[index] = placeholder
+        if closed() and _alive(client):
+            result.problems.append(
+                f"{result.last_label} got a message of more than {MAX_MESSAGE_BYTES:,} bytes "
+                "from the kernel: the grader closed the connection and stopped the run"
+            )
+            kill()
+            raise KernelLost("the connection to the kernel was closed")
+        if result.timed_out:
+            raise KernelLost("the notebook's time limit passed")
+        return cell.outputs
+
+    return call
+
+
+def _run_cells(client, result: Execution, deadline: float, cell_timeout: float, closed, kill,
+               judge=None):
     """Run every code cell in order until the end, a time limit, or a dead connection."""
     for index, cell in enumerate(result.notebook.cells):
         if cell.cell_type != "code":
@@ -180,6 +233,13 @@ def _run_cells(client, result: Execution, deadline: float, cell_timeout: float, 
             result.timed_out = True
             return
         result.last_cell, result.last_label = index, _label(cell, index)
+        if judge is not None and cell.metadata.get("judge") == "grader":
+            try:  # the tests run in the grader; only the student's functions run in the kernel
+                judge(cell.metadata["grader"],
+                      _caller(client, result, deadline, closed, kill, index))
+            except KernelLost:
+                return
+            continue
         started = time.monotonic()
         try:
             client.execute_cell(cell, index)
@@ -202,7 +262,7 @@ def _run_cells(client, result: Execution, deadline: float, cell_timeout: float, 
             return
 
 
-def _execute(result, cwd, env, timeout, cell_timeout, max_output_bytes, sandbox) -> None:
+def _execute(result, cwd, env, timeout, cell_timeout, max_output_bytes, sandbox, judge) -> None:
     """Start the kernel (in ``sandbox`` if given), run the cells, stop the kernel."""
     client = _CappedClient(
         result.notebook,
@@ -237,7 +297,7 @@ def _execute(result, cwd, env, timeout, cell_timeout, max_output_bytes, sandbox)
             closed, stop_monitors = _disconnections(client.kc)
             watchdog.start()
             try:
-                _run_cells(client, result, deadline, cell_timeout, closed, kill)
+                _run_cells(client, result, deadline, cell_timeout, closed, kill, judge)
             finally:
                 stop_monitors()  # before the client's context is closed, or closing hangs
     except DeadKernelError:
@@ -256,6 +316,7 @@ def execute(
     cell_timeout: float,
     max_output_bytes: int = MAX_OUTPUT_BYTES,
     sandbox=None,
+    judge=None,
 ) -> Execution:
     """Execute ``nb`` (modified in place) in a fresh ``python3`` kernel.
 
@@ -269,10 +330,12 @@ def execute(
         max_output_bytes: output kept per cell.
         sandbox: a :class:`utils.labs.sandbox.Bubblewrap` (or a sandbox with its methods), or
             None to run the kernel as a child of the grader. It is closed before returning.
+        judge: ``judge(exercise_id, call)``, run in place of each cell whose metadata has
+            ``judge: "grader"`` (see the module's doc); None sends those cells to the kernel.
     """
     result = Execution(nb, last_label="the kernel's start")
     try:
-        _execute(result, cwd, env, timeout, cell_timeout, max_output_bytes, sandbox)
+        _execute(result, cwd, env, timeout, cell_timeout, max_output_bytes, sandbox, judge)
     finally:
         if sandbox is not None:  # every process of the sandbox is gone after this
             result.sandbox = sandbox.close()

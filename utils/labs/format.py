@@ -26,6 +26,11 @@ A lab is authored once, as a solution notebook. Four conventions mark it up:
   cost points twice; in the solution notebook it is the notebook's own namespace.
 
 An exercise's points are shared equally among all of its tests, public and hidden.
+
+Optional notebook metadata ``course.judge`` says where the grader runs the tests:
+``"kernel"`` (the default) in the student's kernel, next to the student's code;
+``"grader"`` in the grader's own process, calling the student's functions through a bridge
+that carries plain data only (:mod:`utils.labs.judge`, :mod:`utils.labs.bridge`).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[2]  # the repository: utils/labs/format.
 SOLUTIONS_DIR = ROOT / "solutions"  # where labs are authored
 LABS_DIR = ROOT / "labs"  # where the student versions are generated
 HASH_LENGTH = 12  # hex digits of SHA-256 kept in the version stamps
+JUDGES = ("kernel", "grader")  # course.judge: where the grader runs a lab's tests
 
 
 class LabFormatError(ValueError):
@@ -76,6 +82,7 @@ class Lab:
     exercises: dict[str, Exercise]
     notebook: object  # the nbformat NotebookNode
     path: Path | None = None
+    judge: str = "kernel"  # course.judge: "kernel" or "grader" (see the module's doc)
 
     @property
     def max_points(self) -> float:
@@ -185,6 +192,13 @@ def parse(nb, path: Path | None = None) -> Lab:
             f"{where}: course.lab is {lab_id!r} but the file is {path.name}; "
             "name the file <lab id>.ipynb"
         )
+    judge = meta.get("judge", "kernel")
+    if judge not in JUDGES:
+        raise LabFormatError(
+            f"{where}: course.judge is {judge!r}; it should be \"kernel\" (the tests run in "
+            "the student's kernel, the default) or \"grader\" (they run in the grader and call "
+            "the student's functions through the bridge)"
+        )
     exercises: dict[str, Exercise] = {}
     hidden: list[tuple[str, str]] = []
     solved: list[str] = []  # sources of the cells with solution regions since the last TESTS
@@ -229,7 +243,7 @@ def parse(nb, path: Path | None = None) -> Lab:
     for exercise in exercises.values():
         if not any(declared_tests(source) for source in exercise.public + exercise.hidden):
             raise LabFormatError(f"{where}: exercise {exercise.id} has no @test functions")
-    return Lab(lab_id, meta.get("title", lab_id), cells_hash(nb), exercises, nb, path)
+    return Lab(lab_id, meta.get("title", lab_id), cells_hash(nb), exercises, nb, path, judge)
 
 
 def read(path: str | Path) -> Lab:

@@ -24,7 +24,10 @@ For each submission it
    (see :mod:`utils.labs.feedback`).
 
 Scores come only from the results that the injected test cells publish (see
-:mod:`utils.labs.kernel`); what the student's own cells print or write is never read.
+:mod:`utils.labs.kernel`) or, for a lab whose metadata has ``course.judge = "grader"``, from
+the tests that the grader runs in its own process, calling the student's functions through a
+bridge that carries plain data only (:mod:`utils.labs.judge`); what the student's own cells
+print or write is never read.
 
 The sandbox (``--sandbox auto``, the default, or ``bwrap``: :mod:`utils.labs.sandbox`) shows the
 kernel the Python environment, the kit's ``utils/`` and the datasets, read-only, and a
@@ -55,6 +58,7 @@ from pathlib import Path
 from utils.labs import execute, sandbox
 from utils.labs import feedback as gradefeedback
 from utils.labs import format as labformat
+from utils.labs import judge as labjudge
 from utils.labs import limits as sandboxlimits
 from utils.labs.report import Report, clean, collect, table, write_summary, write_text
 from utils.labs.submission import (  # noqa: F401  (SubmissionError, load_submission: API)
@@ -178,15 +182,19 @@ def _grade(path, lab_id, solutions_dir, timeout, memory_gb, size, test_timeout, 
         limits = sandboxlimits.Limits(memory, cpu, max_tasks or None)
         box = box_class(limits, hide=(path.parent, Path(solutions_dir), *hide))
         report.sandbox = box.description
+    env, judge = _kernel_env(size), None
+    if lab.judge == "grader":  # the tests run here, the student's functions in the kernel
+        judge = labjudge.Judge(lab, size, min(test_timeout, timeout))
+        judge.prepare()  # runs the solution here while the kernel starts
     with tempfile.TemporaryDirectory(prefix="grade-") as workdir:
         execution = execute.execute(
-            nb, workdir, _kernel_env(size), timeout, cell_timeout=min(cell_timeout, timeout),
-            sandbox=box,
+            nb, workdir, env, timeout, cell_timeout=min(cell_timeout, timeout),
+            sandbox=box, judge=judge,
         )  # fmt: skip
     # The sandbox, and every process in it, is gone here: what follows is the grader's alone.
     report.errors += execution.problems
     report.warnings += execution.interrupted + execution.sandbox
-    collect(lab, nb, execution, report)
+    collect(lab, nb, execution, report, judge.results if judge is not None else None)
     report.seconds = round(time.monotonic() - started, 1)
     return report
 

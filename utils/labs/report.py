@@ -194,13 +194,15 @@ def _ran(payload: dict) -> dict:
     return found
 
 
-def collect(lab, nb, execution, report: Report) -> None:
+def collect(lab, nb, execution, report: Report, judged: dict | None = None) -> None:
     """Fill ``report`` from the executed grading notebook ``nb``.
 
     Scores come only from the payloads that the injected test cells (``metadata.grader``)
-    published; a test that published nothing is an error, with the reason (a time limit, a
-    dead kernel). Errors raised in the student's cells become warnings. Whatever a payload
-    holds besides the expected tests' status and message is ignored.
+    published or, for a lab judged in the grader (``judged``: :attr:`utils.labs.judge.Judge.
+    results`), from the grader's own results, and then nothing the kernel published counts;
+    a test that has no result is an error, with the reason (a time limit, a dead kernel).
+    Errors raised in the student's cells become warnings. Whatever a payload holds besides
+    the expected tests' status and message is ignored.
     """
     from utils.labs import kernel as gradekernel
     from utils.labs.submission import expected_tests
@@ -215,6 +217,12 @@ def collect(lab, nb, execution, report: Report) -> None:
                 for out in cell.get("outputs", [])
                 if out.get("output_type") == "error" and out.get("ename") not in QUIET_ERRORS
             ][:MAX_LINES]
+            continue
+        if judged is not None:  # the grader ran these tests: the cell's outputs do not count
+            if exercise in judged:
+                payloads[exercise] = judged[exercise]
+            elif index > execution.last_cell:
+                failures[exercise] = "not run: " + "; ".join(execution.problems or ["no result"])
             continue
         for output in cell.get("outputs", []):
             data = output.get("data") if output.get("output_type") == "display_data" else None

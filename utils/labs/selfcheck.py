@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 PASS, FAIL, NOT_ATTEMPTED, ERROR = "pass", "fail", "not attempted", "error"
 _REGISTRY: dict[str, dict[str, Callable[[], None]]] = {}  # exercise -> test name -> test
 _REFERENCE: dict | None = None  # set by the grader while it runs an exercise's tests
+_LOCAL = threading.local()  # .namespace: set by the grader's own process (utils.labs.judge)
 
 
 class _Reference:
@@ -32,12 +34,19 @@ class _Reference:
 
     While the grader runs an exercise's tests, a name the exercise's solution cells define is
     the solution's definition; any other name, and every name outside the grader (the
-    solution notebook itself), is looked up in the notebook's own globals.
+    solution notebook itself), is looked up in the notebook's own globals. When the grader
+    judges a lab in its own process (:mod:`utils.labs.judge`), the solution's namespace that
+    it set for this thread is the only place looked in.
     """
 
     def __getattr__(self, name: str):
         if name.startswith("__"):
             raise AttributeError(name)
+        local = getattr(_LOCAL, "namespace", None)
+        if local is not None:
+            if name not in local:
+                raise NameError(f"reference.{name}: the solution does not define it")
+            return local[name]
         if _REFERENCE is not None and name in _REFERENCE:
             return _REFERENCE[name]
         main = vars(sys.modules["__main__"])
@@ -53,6 +62,12 @@ def use_reference(namespace: dict | None) -> None:
     """What :data:`reference` holds first (the grader's call); ``None`` clears it."""
     global _REFERENCE
     _REFERENCE = namespace
+
+
+def use_local_reference(namespace: dict | None) -> None:
+    """What :data:`reference` holds in this thread only (the grader's own process, which
+    grades submissions in threads); ``None`` clears it."""
+    _LOCAL.namespace = namespace
 
 
 @dataclass(frozen=True)
@@ -71,7 +86,11 @@ class Outcome:
 
 def _student_frame(error: BaseException) -> str:
     """' (raised in FUNC, line N)' for the innermost frame of the error, when the test
-    function is not that frame itself (a failure inside the student's code, say)."""
+    function is not that frame itself (a failure inside the student's code, say). An error
+    raised in a student's kernel and carried back by the grader's bridge says where itself."""
+    where = getattr(error, "bridge_where", None)
+    if isinstance(where, str):
+        return where
     frames = traceback.extract_tb(error.__traceback__)
     if len(frames) < 2:
         return ""

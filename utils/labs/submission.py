@@ -117,9 +117,15 @@ def expected_tests(exercise: labformat.Exercise) -> list[tuple[str, str]]:
     ]
 
 
-def _grader_cell(exercise: labformat.Exercise, test_timeout: float):
+def _grader_cell(exercise: labformat.Exercise, test_timeout: float, judge: str = "kernel"):
     import nbformat
 
+    if judge == "grader":  # run by the grader itself (utils.labs.judge), never by the kernel
+        return nbformat.v4.new_code_cell(
+            f"# the tests of {exercise.id} run in the grader (course.judge = 'grader')",
+            metadata={"grader": exercise.id, "judge": "grader",
+                      "label": f"the tests of {exercise.id}"},
+        )
     sources = [("public", s) for s in exercise.public] + [("hidden", s) for s in exercise.hidden]
     source = (
         f"import utils.labs.kernel as _grader\n"
@@ -196,13 +202,15 @@ def grading_notebook(
             )
         elif header["exercise"] in lab.exercises and header["exercise"] not in placed:
             placed.add(header["exercise"])
-            nb.cells.append(_grader_cell(lab.exercises[header["exercise"]], test_timeout))
+            nb.cells.append(
+                _grader_cell(lab.exercises[header["exercise"]], test_timeout, lab.judge)
+            )
     missing = [exercise for exercise in lab.exercises.values() if exercise.id not in placed]
     if not missing:  # every test is in place: what follows the last one cannot change a grade
         last = max(i for i, cell in enumerate(nb.cells) if "grader" in cell.metadata)
         del nb.cells[last + 1:]
     for exercise in missing:
-        nb.cells.append(_grader_cell(exercise, test_timeout))
+        nb.cells.append(_grader_cell(exercise, test_timeout, lab.judge))
     return nb
 
 

@@ -1,0 +1,484 @@
+"""The bridge of a lab judged in the grader (``course.judge = "grader"``, Lab 0).
+
+The codec (utils.labs.bridge) carries plain data only, both ways, and refuses everything
+else with a clear error; the kernel's side (``serve``) is tested in this process. Then
+attacks on Lab 0, graded in ONE batch through ``python -m utils.labs.grade FOLDER`` (in the
+sandbox where bubblewrap runs, else without it: these tests are about the bridge): reading
+the tests' expected values from the calling frames, forging the grade message and hooking
+the display publisher, returning objects that compare equal to anything, a kernel that dies
+in a call, a call that never returns. The frame attack is also graded with Lab 0 judged in
+the kernel, where it does earn points: the control that shows the attack is real.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import textwrap
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pytest
+
+from utils.labs import bridge, build, grade, judge, sandbox
+from utils.labs import format as labformat
+from utils.labs.submission import expected_tests
+
+LAB = labformat.find("lab0_perceptron")
+LIMITS = ["--timeout", "120", "--cell-timeout", "60", "--test-timeout", "3", "--memory-gb", "3"]
+POINTS = {ex.id: ex.points for ex in LAB.exercises.values()}
+
+
+# ---- the codec --------------------------------------------------------------------------
+
+
+class AlwaysEqual:
+    def __eq__(self, other):
+        return True
+
+    __hash__ = object.__hash__
+
+
+class Subclass(np.ndarray):
+    pass
+
+
+PLAIN = [
+    None, True, False, 0, -7, 2**80, 1.5, -0.0, 1e308, "text, é ✓", "", 2 - 3j,
+    [], [1, [2.5, [None]]], (), (1, ("a",)), {}, {"a": {"b": [1, (2,)]}},
+    np.arange(6.0).reshape(2, 3), np.array([True, False]), np.zeros((0, 3), np.int8),
+    np.arange(5, dtype=np.uint16), np.array([1 + 2j], np.complex64), np.array(3.0, ">f8"),
+    np.float16([0.5, -1.0]), np.arange(10)[::3], np.asfortranarray(np.ones((2, 3))),
+]
+
+
+def _same(a, b) -> bool:
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(map(_same, a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    return a == b and (not isinstance(a, float) or math.copysign(1, a) == math.copysign(1, b))
+
+
+@pytest.mark.parametrize("value", PLAIN, ids=lambda v: type(v).__name__)
+def test_plain_data_round_trips_with_its_exact_types(value):
+    decoded = bridge.decode(bridge.dumps(value))
+    assert _same(decoded, value), (value, decoded)
+    if isinstance(decoded, np.ndarray):
+        assert type(decoded) is np.ndarray and decoded.flags.writeable and decoded.flags.owndata
+
+
+def test_special_floats_and_numpy_scalars_cross_as_python_numbers():
+    decoded = bridge.decode(bridge.dumps([math.nan, math.inf, -math.inf, np.float32(0.5),
+                                          np.int64(3), np.bool_(True), np.uint8(7)]))
+    assert math.isnan(decoded[0]) and decoded[1:3] == [math.inf, -math.inf]
+    assert decoded[3:] == [0.5, 3, True, 7]
+    assert [type(v) for v in decoded[3:]] == [float, int, bool, int]
+
+
+@pytest.mark.parametrize(
+    "value, needle",
+    [
+        (np.array([1, "a"], dtype=object), "dtype object"),
+        (np.array(["text"]), "dtype <U4"),
+        (np.zeros(2, dtype=[("a", "f8")]), "structured"),
+        (np.zeros(3).view(Subclass), "subclass of np.ndarray"),
+        (np.ma.masked_array([1.0, 2.0]), "subclass of np.ndarray"),
+        (lambda x: x, "a function or other callable"),
+        (print, "a function or other callable"),
+        (AlwaysEqual(), "an object of type test_bridge.AlwaysEqual"),
+        ({1: "a"}, "a dict key of type int"),
+        ({1, 2}, "an object of type set"),
+        (b"bytes", "an object of type bytes"),
+        (type("Number", (int,), {})(3), "an object of type"),  # an int subclass
+        (np.longdouble(1.5), "an object of type numpy.longdouble"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else type(v).__name__,
+)
+def test_the_codec_refuses_what_is_not_plain_data(value, needle):
+    with pytest.raises(bridge.BridgeError, match="only plain data|dtype|subclass|key") as error:
+        bridge.dumps([1, {"x": value}])
+    assert needle in str(error.value) and "the value[1]['x']" in str(error.value)
+
+
+def test_deep_nesting_and_oversized_data_are_refused():
+    nested: list = []
+    for _ in range(bridge.MAX_DEPTH + 1):
+        nested = [nested]
+    with pytest.raises(bridge.BridgeError, match="nested more than 20 deep"):
+        bridge.dumps(nested)
+    loop: list = []
+    loop.append(loop)  # a list that holds itself is nested without end
+    with pytest.raises(bridge.BridgeError, match="nested more than 20 deep"):
+        bridge.dumps(loop)
+    with pytest.raises(bridge.BridgeError, match="more than 1,000 bytes"):
+        bridge.dumps(np.zeros(1000), limit=1000)
+    with pytest.raises(bridge.BridgeError, match="more than 64 bytes"):
+        bridge.dumps(["x" * 40, "y" * 40], limit=64)
+    with pytest.raises(bridge.BridgeError, match="a string of more than"):
+        bridge.dumps("x" * (bridge.MAX_STRING + 1))
+    with pytest.raises(bridge.BridgeError, match="an int of more than"):
+        bridge.dumps(1 << 5000)
+
+
+@pytest.mark.parametrize(
+    "text, needle",
+    [
+        (json.dumps([[[[[[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]]]]]]), "nested more than 20"),
+        ("{not json", "not JSON"),
+        ("[NaN]", "a bare NaN"),
+        ('{"a": 1}', "an object with keys"),
+        ('{"$": "ndarray", "dtype": "|O8", "shape": [1], "data": "AAAAAAAAAAA="}', "dtype"),
+        ('{"$": "ndarray", "dtype": "<f8", "shape": [2], "data": "AAAAAAAAAAA="}', "8 bytes"),
+        ('{"$": "ndarray", "dtype": "<f8", "shape": [1], "data": "***"}', "not base64"),
+        ('{"$": "ndarray", "dtype": "<f8", "shape": [-1], "data": ""}', "shape"),
+        ('{"$": "ndarray", "dtype": "<f8", "shape": [99999999999], "data": ""}', "over"),
+        ('{"$": "function", "name": "f"}', "a function where none may be"),
+        ('{"$": "dict", "items": [[1, 2]]}', "[str key, value]"),
+        ('{"$": "float", "value": "1e999"}', "special float"),
+        ('"' + "x" * 2000 + '"', "more than 1,000 characters"),
+    ],
+    ids=lambda value: value[:40],
+)
+def test_the_decoder_refuses_malformed_data(text, needle):
+    with pytest.raises(bridge.BridgeError, match="malformed") as error:
+        bridge.decode(text, limit=1000)
+    assert needle in str(error.value)
+
+
+def test_json_nested_100000_deep_is_refused_without_a_crash():
+    with pytest.raises(bridge.BridgeError, match="nested"):
+        bridge.decode("[" * 100_000 + "]" * 100_000)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        {"response": '{"status": "ok"}'},  # no value
+        {"response": '{"status": "ok", "value": 1, "extra": 2}'},
+        {"response": '{"status": "pass"}'},
+        {"response": '{"status": "raised", "type": "not a name", "message": "", "where": ""}'},
+        {"response": json.dumps({"status": "refused", "message": "x" * 5000})},
+        {"response": 3},
+        {"exercise": "ex1", "tests": []},  # a grade message is not a bridge response
+    ],
+)
+def test_a_forged_or_malformed_response_is_refused(payload):
+    with pytest.raises(bridge.BridgeError, match="malformed response"):
+        bridge.parse_response(payload)
+
+
+# ---- the kernel's side, in this process ---------------------------------------------------
+
+
+def _serve(namespace: dict, function: str, *args, helpers=None, **kwargs) -> dict:
+    published = []
+    names = {}
+
+    def name_of(value, where):
+        return names.setdefault(id(value), value.__name__)
+
+    request = json.dumps({
+        "function": function,
+        "call": bridge.dumps((args, kwargs), functions=name_of),
+        "helpers": helpers or {},
+        "seconds": 5,
+    })
+    bridge.serve(request, namespace, publish=lambda data, raw: published.append(data))
+    assert len(published) == 1 and set(published[0]) == {bridge.MIME}
+    return bridge.parse_response(published[0][bridge.MIME])
+
+
+def test_serve_calls_the_function_and_sends_back_changed_arguments_only():
+    def scale(x, factor=2.0):
+        x *= factor
+        return {"sum": x.sum(), "shape": x.shape}
+
+    found = _serve({"scale": scale}, "scale", np.ones(3), factor=3.0)
+    assert found["value"] == {"sum": 9.0, "shape": (3,)}
+    assert _same(found["args"], ((np.full(3, 3.0),), {"factor": 3.0}))
+    assert "args" not in _serve({"norm": np.linalg.norm}, "norm", np.ones(4))
+
+
+def test_serve_reports_exceptions_refusals_and_missing_functions():
+    def broken(x):
+        raise ValueError(f"bad input {x}")
+
+    found = _serve({"broken": broken}, "broken", 3)
+    assert found["status"] == "raised" and found["type"] == "ValueError"
+    assert found["message"] == "bad input 3" and "raised in broken" in found["where"]
+    found = _serve({"liar": AlwaysEqual}, "liar")
+    assert found["status"] == "refused" and "AlwaysEqual" in found["message"]
+    found = _serve({}, "missing")
+    assert (found["type"], found["message"]) == ("NameError", "name 'missing' is not defined")
+
+
+def test_a_helper_function_crosses_as_its_source():
+    def sum_of_squares(v):
+        return float(np.sum(v**2))
+
+    source = "def sum_of_squares(v):\n    return float(np.sum(v**2))"
+
+    def apply(f, x):
+        return f(x)
+
+    found = _serve({"apply": apply}, "apply", sum_of_squares, np.array([1.0, 2.0]),
+                   helpers={"sum_of_squares": source})
+    assert found == {"status": "ok", "value": 5.0}
+
+
+def test_a_lambda_argument_tells_the_instructor_to_define_a_function():
+    def helper(v):
+        return v
+
+    session = judge._Session(lambda source, seconds: [], {"helper": helper}, {"helper": "..."})
+    with pytest.raises(bridge.BridgeError, match="a lambda cannot cross.*with def"):
+        session("numerical_gradient", (lambda v: v, np.ones(2)), {})
+    with pytest.raises(bridge.BridgeError, match="not a lambda, a nested function"):
+        session("numerical_gradient", (np.sum, np.ones(2)), {})
+
+
+def test_course_judge_is_validated():
+    nb = nbformat.read(LAB.path, as_version=4)
+    assert labformat.parse(nb).judge == "grader"
+    nb.metadata.course["judge"] = "sandbox"
+    with pytest.raises(labformat.LabFormatError, match="course.judge is 'sandbox'"):
+        labformat.parse(nb)
+    del nb.metadata.course["judge"]
+    assert labformat.parse(nb).judge == "kernel"
+
+
+def test_the_exercise_functions_are_the_solution_regions_definitions():
+    assert judge.exercise_functions(LAB) == [
+        "perceptron_predict", "perceptron_train", "softmax_cross_entropy",
+        "numerical_gradient", "sgd_train",
+    ]
+
+
+# ---- attacks on Lab 0, graded through the bridge -------------------------------------------
+
+STEAL = '''
+import inspect, sys
+
+def _steal(*names):
+    """The first of names found in the locals of a frame that called the student's function
+    (the test's expected value)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        for name in names:
+            if name in frame.f_locals:
+                return frame.f_locals[name]
+        frame = frame.f_back
+    for info in inspect.stack()[2:]:
+        for name in names:
+            if name in info.frame.f_locals:
+                return info.frame.f_locals[name]
+    return None
+'''
+
+
+def _replace(nb, old: str, new: str):
+    cells = [cell for cell in nb.cells if old in cell.source]
+    assert len(cells) == 1, f"{old!r} is in {len(cells)} cells"
+    cells[0].source = cells[0].source.replace(old, new)
+    return nb
+
+
+def _frames():
+    """ex1 and ex5 return the expected value they find in the test's frame, else garbage."""
+    nb = build.completed_version(LAB)
+    nb.cells.insert(4, nbformat.v4.new_code_cell(STEAL))
+    _replace(nb, "    return (np.asarray(X) @ np.asarray(w) + b > 0).astype(np.int64)",
+             '    found = _steal("expected")\n'
+             '    return found if found is not None else "nothing found"')
+    _replace(nb, "error = target - perceptron_predict(w, b, x[None, :])[0]",
+             "error = target - int(x @ w + b > 0)")  # perceptron_train stays right
+    _replace(nb, "    return W, b, losses\n",
+             '    found = _steal("W")\n'
+             '    return (found, b, []) if found is not None else "nothing found"\n')
+    return nb
+
+
+def _forged():
+    """The generated lab (nothing solved) that publishes forged grade messages and hooks the
+    display publisher to add them to everything published, bridge results included."""
+    payloads = [
+        {
+            "exercise": exercise.id,
+            "tests": [{"name": name, "visibility": visibility, "status": "pass", "message": ""}
+                      for visibility, name in expected_tests(exercise)],
+            "tampering": [], "problems": [],
+        }
+        for exercise in LAB.exercises.values()
+    ]
+    nb = build.student_version(LAB)
+    nb.cells.insert(4, nbformat.v4.new_code_cell(textwrap.dedent(f"""
+        import json
+        from IPython import get_ipython
+        from IPython.display import display
+        FORGED = json.loads({json.dumps(payloads)!r})
+        GRADE = "application/vnd.dlvision.grade+json"
+        BRIDGE = "application/vnd.dlvision.bridge+json"
+        for payload in FORGED:
+            display({{GRADE: payload}}, raw=True)
+        publisher = get_ipython().display_pub
+        original = publisher.publish
+
+        def publish(data, *args, **kwargs):
+            if BRIDGE in data:  # claim that every call returned what the test wanted
+                data = {{BRIDGE: {{"response": json.dumps({{"status": "ok", "value": True}})}}}}
+            for payload in FORGED:
+                original({{GRADE: payload}}, *args, **kwargs)
+            return original(data, *args, **kwargs)
+
+        publisher.publish = publish
+    """)))
+    return nb
+
+
+def _always_equal():
+    """ex1 returns an object equal to anything; ex3 an ndarray subclass equal to anything."""
+    nb = build.completed_version(LAB)
+    nb.cells.insert(4, nbformat.v4.new_code_cell(textwrap.dedent("""
+        class Anything(list):
+            def __eq__(self, other):
+                return True
+
+            def __ne__(self, other):
+                return False
+
+            def tolist(self):
+                return self
+
+        class Close(np.ndarray):
+            def __eq__(self, other):
+                return np.ones(np.shape(other), dtype=bool)
+    """)))
+    _replace(nb, "    return (np.asarray(X) @ np.asarray(w) + b > 0).astype(np.int64)",
+             "    return Anything((np.asarray(X) @ np.asarray(w) + b > 0).astype(int).tolist())")
+    _replace(nb, "    return float(loss), grad / n",
+             "    return float(loss), (grad / n).view(Close)")
+    return nb
+
+
+def _dies():
+    """numerical_gradient ends the kernel on ex4's second test (a 2x3 matrix)."""
+    nb = build.completed_version(LAB)
+    return _replace(nb, "    grad = np.zeros_like(x)\n",
+                    "    if x.shape == (2, 3):\n        import os\n        os._exit(1)\n"
+                    "    grad = np.zeros_like(x)\n")
+
+
+def _endless():
+    nb = build.completed_version(LAB)
+    return _replace(nb, "    generator = np.random.default_rng(seed)\n",
+                    "    while True:\n        pass\n")
+
+
+def _args(folder, out, solutions=None):
+    args = [str(folder), "--out", str(out), "--quiet", "--jobs", "2", *LIMITS]
+    if solutions is not None:
+        args += ["--solutions", str(solutions)]
+    if sandbox.bwrap_problem():  # these tests are about the bridge, not the sandbox
+        args.append("--no-sandbox")
+    return args
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bridge_submissions")
+    out = tmp_path_factory.mktemp("bridge_grades")
+    submissions = {
+        "solution": LAB.notebook,
+        "generated": build.student_version(LAB),
+        "frames": _frames(),
+        "forged": _forged(),
+        "always_equal": _always_equal(),
+        "dies_in_a_call": _dies(),
+        "endless_call": _endless(),
+    }
+    for name, nb in submissions.items():
+        nbformat.write(nb, str(folder / f"{name}.ipynb"))
+    assert grade.main(_args(folder, out)) == grade.EXIT_GRADED
+    summary = json.loads((out / "summary.json").read_text())
+    return {Path(report["file"]).stem: report for report in summary}
+
+
+def _points(report) -> dict:
+    return {entry["id"]: entry["points"] for entry in report["exercises"]}
+
+
+def _messages(report, exercise) -> list[str]:
+    entry = next(e for e in report["exercises"] if e["id"] == exercise)
+    return [test["message"] for test in entry["tests"]]
+
+
+def test_the_solution_earns_full_marks_and_the_generated_lab_zero(graded):
+    solution, generated = graded["solution"], graded["generated"]
+    assert solution["errors"] == [] and solution["warnings"] == []
+    assert solution["total"] == solution["max_total"] == 12
+    assert generated["errors"] == [] and generated["total"] == 0
+    statuses = {t["status"] for ex in generated["exercises"] for t in ex["tests"]}
+    assert statuses == {"not attempted"}
+
+
+def test_reading_the_expected_value_from_the_calling_frames_earns_nothing(graded):
+    """ex2's learns_logical_and fails too: it calls perceptron_predict."""
+    assert _points(graded["frames"]) == {**POINTS, "ex1": 0.0, "ex2": 2.25, "ex5": 0.0}
+
+
+def test_the_frame_attack_does_earn_points_where_the_kernel_judges(tmp_path):
+    """The control: with Lab 0 judged in the student's kernel, the same attack passes the
+    hidden tests whose expected value is a local variable of the test."""
+    solutions = tmp_path / "solutions"
+    solutions.mkdir()
+    nb = nbformat.read(LAB.path, as_version=4)
+    del nb.metadata.course["judge"]
+    nbformat.write(nb, str(solutions / LAB.path.name))
+    folder = tmp_path / "submissions"
+    folder.mkdir()
+    nbformat.write(_frames(), str(folder / "frames.ipynb"))
+    assert grade.main(_args(folder, tmp_path / "out", solutions)) == grade.EXIT_GRADED
+    report = json.loads((tmp_path / "out" / "frames.json").read_text())
+    assert _points(report) == {  # matches_the_definition_on_random_data, a_new_order_every_...
+        **POINTS, "ex1": 0.4, "ex2": 2.25, "ex5": 0.6
+    }
+
+
+def test_forged_grade_messages_and_a_hooked_publisher_earn_nothing(graded):
+    report = graded["forged"]
+    assert report["total"] == 0 and report["errors"] == []
+    statuses = {t["status"] for ex in report["exercises"] for t in ex["tests"]}
+    assert "pass" not in statuses
+
+
+def test_an_object_equal_to_anything_fails_with_a_clear_message(graded):
+    """Every test that receives such an object fails, also the tests of ex2 and ex5 that call
+    perceptron_predict and softmax_cross_entropy."""
+    report = graded["always_equal"]
+    assert _points(report) == {**POINTS, "ex1": 0.0, "ex2": 2.25, "ex3": 0.0, "ex5": 1.8}
+    assert report["warnings"] == [] and report["errors"] == []  # the student's own cells ran
+    assert all("NotPlainData: perceptron_predict(): an object of type __main__.Anything; only "
+               "plain data crosses" in message for message in _messages(report, "ex1"))
+    assert all("a subclass of np.ndarray" in message for message in _messages(report, "ex3"))
+
+
+def test_a_kernel_that_dies_in_a_call_keeps_the_tests_already_judged(graded):
+    report = graded["dies_in_a_call"]
+    assert _points(report) == {**POINTS, "ex4": 0.67, "ex5": 0.0}
+    assert any("the kernel died while running the tests of ex4" in e for e in report["errors"])
+    assert all("the test did not run" in message for message in _messages(report, "ex5"))
+
+
+def test_a_call_that_never_returns_is_stopped_at_the_test_limit(graded):
+    report = graded["endless_call"]
+    assert _points(report) == {**POINTS, "ex5": 0.0}
+    assert set(_messages(report, "ex5")) == {
+        "stopped after the 3 s limit per test (an endless loop?)"
+    }
+    assert report["errors"] == []
