@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import textwrap
 from pathlib import Path
 
@@ -258,6 +259,30 @@ def test_the_exercise_functions_are_the_solution_regions_definitions():
         "perceptron_predict", "perceptron_train", "softmax_cross_entropy",
         "numerical_gradient", "sgd_train",
     ]
+
+
+def test_building_the_solution_leaves_the_environment_alone(monkeypatch):
+    # The grader builds the solution's namespace in a background thread while other
+    # submissions are graded: it must change no process-wide setting, even for a while.
+    import keras  # noqa: F401 (TensorFlow sets its own variables once, on import)
+
+    from utils import quick
+    from utils.labs import notebooks
+
+    monkeypatch.setenv("COURSE_SIZE", "cpu")
+    before, seen = dict(os.environ), set()
+    compile_cell = notebooks.compile_cell
+
+    def watched(source, name):
+        seen.add((os.environ.get("COURSE_SIZE"), os.environ.get("COURSE_GRADING"), quick.size()))
+        return compile_cell(source, name)
+
+    monkeypatch.setattr(notebooks, "compile_cell", watched)
+    trusted = judge._build(LAB, "smoke")
+    assert not trusted.failure, trusted.failure
+    assert set(trusted.snapshots) == set(LAB.exercises)
+    assert seen == {("cpu", None, "smoke")}  # the solution ran at smoke, the process stayed cpu
+    assert dict(os.environ) == before
 
 
 # ---- attacks on Lab 0, graded through the bridge -------------------------------------------

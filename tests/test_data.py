@@ -527,6 +527,24 @@ def test_pick_keeps_the_older_quick_keyword(no_size):
         quick.pick(full=30, smoke=1, quick=2)
 
 
+def test_fixed_size_holds_in_its_thread_only(no_size):
+    import threading
+
+    no_size.setenv("COURSE_SIZE", "full")
+    seen = {}
+    with quick.fixed("smoke"):
+        assert quick.size() == "smoke" and quick.pick(full=30, cpu=3, smoke=1) == 1
+        assert "the grader fixed it" in quick.reason()
+        other = threading.Thread(target=lambda: seen.update(size=quick.size()))
+        other.start()
+        other.join()
+    assert seen == {"size": "full"}  # another thread still follows the environment
+    assert quick.size() == "full"
+    with pytest.raises(ValueError, match="'tiny' should be one of smoke, cpu, full"):
+        with quick.fixed("tiny"):
+            pass
+
+
 def test_cli_status_and_fetch_offline(nothing_local, capsys):
     assert data.main(["status"]) == 0
     status = capsys.readouterr().out

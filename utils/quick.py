@@ -19,6 +19,8 @@ Notebooks choose their constants with :func:`pick`::
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 from typing import TypeVar
 
@@ -28,6 +30,7 @@ SIZES = ("smoke", "cpu", "full")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 _UNSET = object()
+_FIXED: contextvars.ContextVar[str | None] = contextvars.ContextVar("course_size", default=None)
 
 T = TypeVar("T")
 
@@ -38,12 +41,33 @@ def _gpu_visible() -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
+@contextlib.contextmanager
+def fixed(name: str):
+    """Within the block, this thread (and only it) runs at size ``name``, whatever the
+    environment says; the grader runs a solution at its grading size this way while other
+    threads go on.
+
+    Raises:
+        ValueError: if ``name`` is not one of :data:`SIZES`.
+    """
+    if name not in SIZES:
+        raise ValueError(f"size={name!r} should be one of {', '.join(SIZES)}.")
+    token = _FIXED.set(name)
+    try:
+        yield name
+    finally:
+        _FIXED.reset(token)
+
+
 def _explicit() -> tuple[str, str] | None:
-    """``(size, why)`` chosen by an environment variable, or None when neither is set.
+    """``(size, why)`` chosen by :func:`fixed` or an environment variable, or None when
+    nothing chose.
 
     Raises:
         ValueError: if ``COURSE_SIZE`` or ``COURSE_QUICK`` holds something not understood.
     """
+    if _FIXED.get() is not None:
+        return _FIXED.get(), "the grader fixed it"
     raw = os.environ.get(ENV_VAR, "").strip()
     if raw:
         if raw.lower() in SIZES:

@@ -33,13 +33,13 @@ import ast
 import builtins
 import copy
 import json
-import os
 import sys
 import threading
 import time
 import types
 from dataclasses import dataclass, field
 
+from utils import quick
 from utils.labs import bridge, notebooks, selfcheck
 from utils.labs import format as labformat
 
@@ -77,11 +77,6 @@ def exercise_functions(lab: labformat.Lab) -> list[str]:
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
                 names.append(node.name)
     return list(dict.fromkeys(names))
-
-
-def _compile(source: str, name: str):
-    with notebooks._PARSE_LOCK:  # CPython 3.11 before 3.11.8: one thread parses at a time
-        return compile(ast.parse(notebooks.python_source(source)), name, "exec")
 
 
 def _helpers(source: str) -> dict[str, str]:
@@ -125,42 +120,49 @@ class _Silenced:
         return getattr(self._stream, name)
 
 
+def _run_solution(lab: labformat.Lab, cells: list, last: int, namespace: dict,
+                  result: Trusted) -> None:
+    """Run the solution's code cells up to ``last`` in ``namespace``, hidden tests left out,
+    keeping the namespace before each public test cell in ``result.snapshots``."""
+    for index, cell in enumerate(cells[: last + 1]):
+        header = labformat.test_header(cell.source)
+        if header is not None and header["hidden"]:
+            continue
+        if header is not None:
+            result.snapshots[header["exercise"]] = dict(namespace)
+            namespace.update(test=_quiet_test, check=lambda *args, **kwargs: None)
+        try:
+            code = notebooks.compile_cell(cell.source, f"<{lab.id}: code cell {index + 1}>")
+            exec(code, namespace)
+        except (Exception, SystemExit) as error:
+            result.failure = (
+                f"the solution's code cell {index + 1} failed in the grader: "
+                f"{type(error).__name__}: {error}"
+            )
+            return
+
+
 def _build(lab: labformat.Lab, size: str) -> Trusted:
+    """Run the solution at ``size`` in this thread, without changing the process's
+    environment (:func:`utils.quick.fixed`) and with this thread's output dropped."""
     result = Trusted(functions=exercise_functions(lab))
     cells = [cell for cell in lab.notebook.cells if cell.cell_type == "code"]
     tested = [i for i, cell in enumerate(cells) if labformat.test_header(cell.source)]
     namespace = {"__name__": f"solutions.{lab.id}"}
-    settings = {"COURSE_SIZE": size, "COURSE_GRADING": "1", "MPLBACKEND": "Agg"}
-    saved = {key: os.environ.get(key) for key in settings}
-    os.environ.update(settings)
+    if "matplotlib" not in sys.modules:  # no window opens from the grader's process
+        import matplotlib
+
+        matplotlib.use("Agg")
     streams = (sys.stdout, sys.stderr)
     sys.stdout, sys.stderr = (_Silenced(stream) for stream in streams)
     try:
-        for index, cell in enumerate(cells[: max(tested, default=-1) + 1]):
-            header = labformat.test_header(cell.source)
-            if header is not None and header["hidden"]:
-                continue
-            if header is not None:
-                result.snapshots[header["exercise"]] = dict(namespace)
-                namespace.update(test=_quiet_test, check=lambda *args, **kwargs: None)
-            try:
-                exec(_compile(cell.source, f"<{lab.id}: code cell {index + 1}>"), namespace)
-            except (Exception, SystemExit) as error:
-                result.failure = (
-                    f"the solution's code cell {index + 1} failed in the grader: "
-                    f"{type(error).__name__}: {error}"
-                )
-                break
+        with quick.fixed(size):  # this thread alone runs at the grading size
+            _run_solution(lab, cells, max(tested, default=-1), namespace, result)
     finally:
         if isinstance(sys.stdout, _Silenced):
             sys.stdout = streams[0]
         if isinstance(sys.stderr, _Silenced):
             sys.stderr = streams[1]
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
         if "matplotlib.pyplot" in sys.modules:
             sys.modules["matplotlib.pyplot"].close("all")
     return result
@@ -381,7 +383,8 @@ class Judge:
         registered = []
         for visibility, source in sources:
             try:
-                exec(_compile(source, f"<{visibility} tests of {exercise_id}>"), scope)
+                code = notebooks.compile_cell(source, f"<{visibility} tests of {exercise_id}>")
+                exec(code, scope)
             except Exception as error:
                 payload["problems"].append(f"{type(error).__name__}: {error}"[:bridge.MAX_TEXT])
             registered += [(visibility, name, function) for name, function in found]

@@ -170,6 +170,15 @@ def parse_cell(source: str):
         return ast.parse(python_source(source))
 
 
+def compile_cell(source: str, name: str):
+    """A code cell compiled for ``exec`` (magics and shell lines skipped), under the same
+    one-thread-at-a-time lock as :func:`parse_cell` (compiling a tree converts it too)."""
+    import ast
+
+    with _PARSE_LOCK:
+        return compile(ast.parse(python_source(source)), name, "exec")
+
+
 def _bound_names(source: str) -> set[str]:
     """Names a cell assigns, defines or imports at any level (magics and shell lines skipped)."""
     import ast
