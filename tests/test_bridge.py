@@ -455,6 +455,25 @@ def test_the_grader_refuses_a_tampered_model_record(kind):
     assert needle in str(error.value)
 
 
+def test_a_record_of_enormous_layers_is_refused_before_their_memory_is_taken():
+    """3.2 GB of output weights declared, 11 small arrays sent: refused, nothing allocated,
+    and the next model rebuilt in this thread does not initialize the refused one's."""
+    import resource
+
+    record = _tampered(lambda c1, record: None)
+    config = json.loads(record["config"])
+    output = next(layer for layer in config["config"]["layers"] if layer["name"] == "output")
+    output["config"]["units"] = 4_000_000  # a (200, 4,000,000) kernel
+    record["config"] = json.dumps(config)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB, the peak so far
+    with pytest.raises(bridge.BridgeError, match=r"output/kernel \(float32, shape \(200, "
+                                                 r"4000000\)\) was sent as float32 of shape"):
+        bridge.decode_parsed(record, models=True)
+    assert bridge_models._pending_variables() == []
+    assert bridge.decode_parsed(_record(), models=True).count_params() > 0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 1_000_000  # < 1 GB
+
+
 def test_the_untampered_record_rebuilds():
     """The control for the tamperings: the same record, unchanged, rebuilds."""
     record = _tampered(lambda c1, record: None)

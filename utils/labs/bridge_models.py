@@ -19,8 +19,10 @@ initializer, a regularizer, a constraint, a dtype policy) or an activation of
 that reads files (``StringLookup``, ``IntegerLookup``, ``TextVectorization``), a wrapper of
 another framework's code (``TFSMLayer``, ``JaxLayer``, ...) or serialized Python values (bytes,
 tensors, lambdas) are refused with :class:`utils.labs.bridge.BridgeError`. A compile
-configuration is dropped: the rebuilt model is not compiled. Then the variables must match
-the rebuilt model's one for one, in number, shape and dtype, and are assigned.
+configuration is dropped: the rebuilt model is not compiled. It is built in a stateless scope
+(its variables have shapes but no memory yet), so a configuration that declares enormous
+layers is refused before their memory is taken: the variables sent must match the rebuilt
+model's one for one, in number, shape and dtype; then they are allocated and assigned.
 
 The grader calls a student's function under its own global dtype policy: the request names
 it and the kernel sets it for the call (:func:`global_policy`), so that a test that builds a
@@ -232,15 +234,40 @@ def rebuild(text: str, values: list, policy: str):
     except (ValueError, RecursionError):
         raise BridgeError("malformed data: a model configuration that is not JSON") from None
     config = checked_config(config, "a Keras model")
-    with global_policy(policy):
-        try:
-            model = keras.saving.deserialize_keras_object(config, custom_objects=None,
-                                                          safe_mode=True)
-        except Exception as error:
-            raise BridgeError(f"a Keras model that does not rebuild from its configuration "
-                              f"({type(error).__name__}: {str(error)[:300]})") from None
+    pending = _pending_variables()
+    try:
+        # In a stateless scope the variables get their shapes but no memory: a configuration
+        # that asks for enormous layers is refused below before anything is allocated.
+        with global_policy(policy), keras.StatelessScope(initialize_variables=False):
+            model = _deserialized(config)
+            _check_variables(model, values)
+    except BaseException:
+        _pending_variables(pending)  # the refused model's variables are never initialized
+        raise
+    with keras.StatelessScope():  # leaving it initializes the variables, then they are set
+        pass
+    for variable, value in zip(model.variables, values, strict=True):
+        variable.assign(value)
+    return model
+
+
+def _deserialized(config: dict):
+    """The model a checked configuration describes (Keras' safe mode: no Python code)."""
+    import keras
+
+    try:
+        model = keras.saving.deserialize_keras_object(config, custom_objects=None,
+                                                      safe_mode=True)
+    except Exception as error:
+        raise BridgeError(f"a Keras model that does not rebuild from its configuration "
+                          f"({type(error).__name__}: {str(error)[:300]})") from None
     if not is_model(model):
         raise BridgeError(f"a configuration of a {type(model).__name__}, not of a model; {_RULE}")
+    return model
+
+
+def _check_variables(model, values: list) -> None:
+    """Refuse ``values`` unless they match ``model.variables`` in number, shape and dtype."""
     variables = model.variables
     if len(variables) != len(values):
         raise BridgeError(f"a Keras model sent with {len(values)} variables where its "
@@ -252,5 +279,14 @@ def rebuild(text: str, values: list, policy: str):
                 f"a Keras model whose variable {variable.path} ({dtype}, shape {shape}) was "
                 f"sent as {value.dtype.name} of shape {value.shape}"
             )
-        variable.assign(value)
-    return model
+
+
+def _pending_variables(restore: list | None = None) -> list:
+    """This thread's variables created in a stateless scope and not initialized yet (a copy),
+    or, given ``restore``, that list set back. Keras keeps it in its per-thread state and has
+    no public way to drop a refused model's variables from it."""
+    from keras.src.backend.common import global_state
+
+    if restore is not None:
+        global_state.set_global_attribute("uninitialized_variables", list(restore))
+    return list(global_state.get_global_attribute("uninitialized_variables", None) or [])
