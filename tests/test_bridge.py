@@ -1,7 +1,11 @@
-"""The bridge of a lab judged in the grader (``course.judge = "grader"``, Lab 0).
+"""The bridge of a lab judged in the grader (``course.judge = "grader"``, Labs 0 and 1).
 
 The codec (utils.labs.bridge) carries plain data only, both ways, and refuses everything
-else with a clear error; the kernel's side (``serve``) is tested in this process. Then
+else with a clear error; the kernel's side (``serve``) is tested in this process. A Keras
+model of Keras' own layers crosses as its configuration and variables
+(utils.labs.bridge_models): it computes what the original computes, anything else in its
+configuration is refused, and the grader's dtype policy goes with each call; Lab 1, judged
+in the grader, gives the solution full marks and the generated lab none. Then
 attacks on Lab 0, graded in ONE batch through ``python -m utils.labs.grade FOLDER`` (in the
 sandbox where bubblewrap runs, else without it: these tests are about the bridge): reading
 the tests' expected values from the calling frames, forging the grade message and hooking
@@ -12,17 +16,21 @@ the kernel, where it does earn points: the control that shows the attack is real
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 import os
+import shutil
 import textwrap
+import threading
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
 
-from utils.labs import bridge, build, grade, judge, sandbox
+from utils import checks
+from utils.labs import bridge, bridge_models, build, grade, judge, sandbox
 from utils.labs import format as labformat
 from utils.labs.submission import expected_tests
 
@@ -177,7 +185,7 @@ def test_a_forged_or_malformed_response_is_refused(payload):
 # ---- the kernel's side, in this process ---------------------------------------------------
 
 
-def _serve(namespace: dict, function: str, *args, helpers=None, **kwargs) -> dict:
+def _serve(namespace: dict, function: str, *args, helpers=None, policy=None, **kwargs) -> dict:
     published = []
     names = {}
 
@@ -189,6 +197,7 @@ def _serve(namespace: dict, function: str, *args, helpers=None, **kwargs) -> dic
         "call": bridge.dumps((args, kwargs), functions=name_of),
         "helpers": helpers or {},
         "seconds": 5,
+        "policy": policy,
     })
     bridge.serve(request, namespace, publish=lambda data, raw: published.append(data))
     assert len(published) == 1 and set(published[0]) == {bridge.MIME}
@@ -283,6 +292,304 @@ def test_building_the_solution_leaves_the_environment_alone(monkeypatch):
     assert set(trusted.snapshots) == set(LAB.exercises)
     assert seen == {("cpu", None, "smoke")}  # the solution ran at smoke, the process stayed cpu
     assert dict(os.environ) == before
+
+
+# ---- Keras models ---------------------------------------------------------------------------
+
+
+def _lenet_like(output_dtype="float32", extra=None, activation="relu"):
+    """A small LeNet-like functional model, (B, 16, 16, 1) -> (B, 10) probabilities; ``extra``
+    adds layers before the output."""
+    import keras
+    from keras import layers
+
+    inputs = keras.Input((16, 16, 1), name="image")
+    x = layers.Conv2D(4, 3, activation=activation, name="c1")(inputs)
+    x = layers.BatchNormalization(name="bn")(x)
+    x = layers.MaxPooling2D(2, name="s2")(x)
+    x = layers.Conv2D(8, 3, activation="relu", name="c3")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dropout(0.5, name="dropout")(x)
+    if extra is not None:
+        x = extra(x)
+    outputs = layers.Dense(10, activation="softmax", dtype=output_dtype, name="output")(x)
+    return keras.Model(inputs, outputs, name="lenet_like")
+
+
+def _scrambled(model):
+    """``model`` with every weight drawn at random in [0.5, 1.5) (no default value left)."""
+    generator = np.random.default_rng(3)
+    model.set_weights([generator.uniform(0.5, 1.5, np.shape(w)) for w in model.get_weights()])
+    return model
+
+
+IMAGES = np.random.default_rng(0).normal(size=(4, 16, 16, 1)).astype("float32")
+
+
+def test_a_functional_model_crosses_with_its_layers_variables_and_outputs():
+    original = _scrambled(_lenet_like())
+    found = _serve({"build": lambda: original}, "build")
+    model = found["value"]
+    assert found["status"] == "ok" and bridge_models.is_model(model) and model is not original
+    assert [(layer.name, type(layer)) for layer in model.layers] == [
+        (layer.name, type(layer)) for layer in original.layers
+    ]
+    assert model.name == "lenet_like" and model.count_params() == original.count_params()
+    for training in (False, True):  # training: batch statistics, and the same dropout mask
+        np.testing.assert_allclose(np.asarray(model(IMAGES, training=training)),
+                                   np.asarray(original(IMAGES, training=training)),
+                                   rtol=0, atol=1e-6)
+
+
+def test_a_sequential_model_crosses_too():
+    import keras
+
+    original = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="dense")],
+                                name="small")
+    model = _serve({"build": lambda: original}, "build")["value"]
+    assert type(model) is keras.Sequential and model.name == "small"
+    np.testing.assert_allclose(np.asarray(model(np.eye(3))), np.asarray(original(np.eye(3))),
+                               rtol=0, atol=1e-6)
+
+
+def _custom_models():
+    """Builders of models that do not cross, with what the refusal must say."""
+    import keras
+    from keras import layers
+
+    class Scale(layers.Layer):
+        def call(self, x):
+            return 2 * x
+
+    def doubled_relu(x):
+        return 2 * keras.ops.relu(x)
+
+    def subclassed():
+        inputs = keras.Input((16, 16, 1))
+        wrapped = type("Wrapped", (keras.Model,), {})
+        return wrapped(inputs, layers.Flatten()(inputs))
+
+    return {
+        "lambda": (lambda: _lenet_like(extra=layers.Lambda(lambda t: 2 * t, name="double")),
+                   "layer 'double': a Lambda layer runs Python code"),
+        "custom layer": (lambda: _lenet_like(extra=Scale(name="scale")),
+                         "layer 'scale' is of class 'Scale' from module"),
+        "custom activation": (lambda: _lenet_like(activation=doubled_relu),
+                              "is of class 'function' from module"),
+        "subclass": (subclassed, "Wrapped; only models built with keras.Model(inputs, outputs) "
+                                 "or keras.Sequential cross (not a layer, not a subclass"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["lambda", "custom layer", "custom activation", "subclass"])
+def test_the_kernel_refuses_a_model_of_other_than_keras_own_layers(kind):
+    builder, needle = _custom_models()[kind]
+    found = _serve({"build": builder}, "build")
+    assert found["status"] == "refused", found
+    assert needle in found["message"] and found["message"].startswith("build()")
+
+
+def _record(model=None) -> dict:
+    return bridge.encode(model or _lenet_like(), models=True)
+
+
+def _tampered(change) -> dict:
+    """A model record, with ``change(config, variables)`` applied to its configuration (the
+    parsed JSON, c1's entry) and its encoded variables; returns the record."""
+    record = _record()
+    config = json.loads(record["config"])
+    c1 = next(layer for layer in config["config"]["layers"] if layer["name"] == "c1")
+    change(c1, record)
+    record["config"] = json.dumps(config)
+    return record
+
+
+def _set(**fields):
+    return lambda c1, record: c1.update(fields)
+
+
+def _activation(value):
+    return lambda c1, record: c1["config"].update(activation=value)
+
+
+def _variables(change):
+    return lambda c1, record: record.update(variables=change(record["variables"]))
+
+
+def _resized(variables):
+    first = bridge.encode(np.zeros((5, 5, 1, 4), np.float32))
+    return [first, *variables[1:]]
+
+
+TAMPERINGS = {
+    "custom class": (_set(module="__main__", class_name="Scale"),
+                     "layer 'c1' is of class 'Scale' from module '__main__', not one of Keras'"),
+    "lambda": (_set(class_name="Lambda"), "layer 'c1': a Lambda layer runs Python code"),
+    "unknown": (_set(class_name="Conv9D"), "keras.layers.Conv9D is not one of Keras' own"),
+    "not a layer": (_set(module="keras", class_name="Optimizer"),
+                    "keras.Optimizer is not one of Keras' own layers, initializers"),
+    "wrapper": (_set(class_name="TFSMLayer"), "is not a layer of keras.layers (it wraps"),
+    "registered": (_set(registered_name="evil>Conv2D"), "the registered name 'evil>Conv2D'"),
+    "private module": (_set(module="keras.src.utils.file_utils"),
+                       "from module 'keras.src.utils.file_utils'"),
+    "python code": (_activation({"class_name": "__lambda__", "config": {"code": "x"}}),
+                    "a serialized Python value (__lambda__)"),
+    "other function": (_activation({"module": "keras.utils", "class_name": "function",
+                                    "config": "get_file", "registered_name": None}),
+                       "from module 'keras.utils'"),
+    "shape": (_variables(_resized),
+              "variable c1/kernel (float32, shape (3, 3, 1, 4)) was sent as float32 of shape "
+              "(5, 5, 1, 4)"),
+    "missing": (_variables(lambda variables: variables[:-1]),
+                "sent with 10 variables where its configuration has 11"),
+    "policy": (lambda c1, record: record.update(policy="evil"), "the policy 'evil'"),
+}
+
+
+@pytest.mark.parametrize("kind", list(TAMPERINGS))
+def test_the_grader_refuses_a_tampered_model_record(kind):
+    change, needle = TAMPERINGS[kind]
+    record = _tampered(change)
+    with pytest.raises(bridge.BridgeError) as error:
+        bridge.parse_response({"response": json.dumps({"status": "ok", "value": record})})
+    assert needle in str(error.value)
+
+
+def test_a_record_of_enormous_layers_is_refused_before_their_memory_is_taken():
+    """3.2 GB of output weights declared, 11 small arrays sent: refused, nothing allocated,
+    and the next model rebuilt in this thread does not initialize the refused one's."""
+    import resource
+
+    record = _tampered(lambda c1, record: None)
+    config = json.loads(record["config"])
+    output = next(layer for layer in config["config"]["layers"] if layer["name"] == "output")
+    output["config"]["units"] = 4_000_000  # a (200, 4,000,000) kernel
+    record["config"] = json.dumps(config)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kB, the peak so far
+    with pytest.raises(bridge.BridgeError, match=r"output/kernel \(float32, shape \(200, "
+                                                 r"4000000\)\) was sent as float32 of shape"):
+        bridge.decode_parsed(record, models=True)
+    assert bridge_models._pending_variables() == []
+    assert bridge.decode_parsed(_record(), models=True).count_params() > 0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 1_000_000  # < 1 GB
+
+
+def test_the_untampered_record_rebuilds():
+    """The control for the tamperings: the same record, unchanged, rebuilds."""
+    record = _tampered(lambda c1, record: None)
+    found = bridge.parse_response({"response": json.dumps({"status": "ok", "value": record})})
+    assert [layer.name for layer in found["value"].layers][:2] == ["image", "c1"]
+
+
+def test_a_refused_model_fails_the_test_and_no_except_exception_hides_it():
+    record = _tampered(_set(class_name="Lambda"))
+    response = json.dumps({"status": "ok", "value": record})
+
+    def call(source, seconds):
+        return [{"output_type": "display_data", "data": {bridge.MIME: {"response": response}}}]
+
+    lenet = judge._Proxy("lenet5", judge._Session(call, {}, {}))
+    with pytest.raises(judge.NotPlainData, match="lenet5 sent back .*a Lambda layer"):
+        try:
+            lenet()
+        except Exception:  # what a test might write: NotPlainData is not an Exception
+            pass
+
+
+def test_a_model_does_not_cross_as_an_argument_or_where_none_may_be():
+    with pytest.raises(bridge.BridgeError, match="only a return value may be a model"):
+        bridge.dumps([_lenet_like()])
+    with pytest.raises(bridge.BridgeError, match="a Keras model where none may be"):
+        bridge.decode(json.dumps(_record()))
+
+
+def _kernel_thread(namespace: dict):
+    """``call(source, seconds)`` for a judge session that serves the request in a thread of
+    its own: Keras' dtype policy is per thread, so only the policy the request names
+    reaches the student's function."""
+
+    def call(source, seconds):
+        request = ast.literal_eval(source[source.index(".serve(") + len(".serve("):-1])
+        published = []
+        worker = threading.Thread(target=bridge.serve, args=(
+            request, namespace, lambda data, raw: published.append(data)))
+        worker.start()
+        worker.join()
+        return [{"output_type": "display_data", "data": data} for data in published]
+
+    return call
+
+
+def test_the_graders_dtype_policy_goes_with_the_call(monkeypatch):
+    import keras
+
+    from utils.labs import kernel
+
+    monkeypatch.setattr(kernel, "_alarm", lambda seconds: lambda: None)  # signals: main thread
+    session = judge._Session(_kernel_thread({
+        "lenet": _lenet_like, "lenet_float16_output": lambda: _lenet_like(output_dtype=None),
+    }), {}, {})
+    lenet = judge._Proxy("lenet", session)
+    assert keras.mixed_precision.global_policy().name == "float32"
+    assert lenet().get_layer("c1").compute_dtype == "float32"
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        model = lenet()
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    assert model.get_layer("c1").compute_dtype == "float16"
+    assert model.get_layer("output").compute_dtype == "float32"
+    checks.assert_float32_output(lenet, "c1", "lenet()")
+    with pytest.raises(checks.CheckError, match="output dtype under mixed_float16"):
+        checks.assert_float32_output(judge._Proxy("lenet_float16_output", session), "c1", "x")
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+def test_serve_restores_the_kernels_policy_after_the_call():
+    import keras
+
+    found = _serve({"build": _lenet_like}, "build", policy="mixed_float16")
+    assert found["value"].get_layer("c1").compute_dtype == "float16"
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+# ---- Lab 1, judged in the grader -------------------------------------------------------------
+
+LAB1 = labformat.find("lab1_lenet")
+
+
+@pytest.fixture(scope="module")
+def graded_lab1(tmp_path_factory):
+    """The solution and the generated lab (labs/lab1_lenet.ipynb), graded in one batch."""
+    folder = tmp_path_factory.mktemp("lab1_submissions")
+    out = tmp_path_factory.mktemp("lab1_grades")
+    shutil.copy(LAB1.path, folder / "solution.ipynb")
+    shutil.copy(LAB1.path.parent.parent / "labs" / LAB1.path.name, folder / "generated.ipynb")
+    args = [str(folder), "--out", str(out), "--quiet", "--jobs", "2"]
+    if sandbox.bwrap_problem():
+        args.append("--no-sandbox")
+    assert grade.main(args) == grade.EXIT_GRADED
+    summary = json.loads((out / "summary.json").read_text())
+    return {Path(report["file"]).stem: report for report in summary}
+
+
+def test_lab1_is_judged_in_the_grader():
+    assert LAB1.judge == "grader"
+    assert judge.exercise_functions(LAB1) == [
+        "output_size", "lenet5", "c3_connection_table", "most_confident_mistakes",
+    ]
+
+
+def test_lab1_solution_earns_full_marks_and_the_generated_lab_zero(graded_lab1):
+    solution, generated = graded_lab1["solution"], graded_lab1["generated"]
+    assert solution["errors"] == [] and solution["warnings"] == [], solution
+    assert solution["total"] == solution["max_total"] == 10
+    expected = {ex.id: len(expected_tests(ex)) for ex in LAB1.exercises.values()}
+    assert {e["id"]: len(e["tests"]) for e in solution["exercises"]} == expected
+    assert {t["status"] for e in solution["exercises"] for t in e["tests"]} == {"pass"}
+    assert generated["errors"] == [] and generated["total"] == 0
+    statuses = {t["status"] for ex in generated["exercises"] for t in ex["tests"]}
+    assert statuses == {"not attempted"}
 
 
 # ---- attacks on Lab 0, graded through the bridge -------------------------------------------

@@ -21,9 +21,12 @@ What crosses, in either direction, is plain data (:func:`encode`): ``None``, ``b
 :data:`MAX_STRING` characters. The decoder builds only those exact types, so what a test
 receives cannot run code when it is compared, printed or indexed.
 
-The one exception is a function argument: a test may pass a function that its test cell
-defines at the top level with ``def``; it crosses as its name and its source text, and is
-defined again, in the kernel, in a private namespace (see :func:`serve`).
+Two exceptions. A function argument: a test may pass a function that its test cell defines
+at the top level with ``def``; it crosses as its name and its source text, and is defined
+again, in the kernel, in a private namespace (see :func:`serve`). And a return value that is
+a Keras model built from Keras' own layers: it crosses as its configuration and the values of
+its variables, and the grader rebuilds it after checking that configuration
+(:mod:`utils.labs.bridge_models`). The grader's global dtype policy goes with each call.
 
 This module runs on both sides; in the kernel it needs only the standard library and NumPy.
 """
@@ -35,6 +38,7 @@ import binascii
 import json
 import math
 import re
+import sys
 
 import numpy as np
 
@@ -66,11 +70,18 @@ def _kind(value) -> str:
     return name if module == "builtins" else f"{module}.{name}"
 
 
-class _Encoder:
-    """One encoding: counts its size; ``functions(value)`` names a function argument."""
+def _models():
+    from utils.labs import bridge_models
 
-    def __init__(self, limit: int, functions=None):
-        self.size, self.limit, self.functions = 0, limit, functions
+    return bridge_models
+
+
+class _Encoder:
+    """One encoding: counts its size; ``functions(value)`` names a function argument;
+    ``models`` lets a Keras model of Keras' own layers cross."""
+
+    def __init__(self, limit: int, functions=None, models: bool = False):
+        self.size, self.limit, self.functions, self.models = 0, limit, functions, models
 
     def _grow(self, amount: int, where: str) -> None:
         self.size += amount
@@ -115,6 +126,15 @@ class _Encoder:
             return {"$": "dict", "items": items}
         if kind is np.ndarray:
             return self._array(value, where)
+        if "keras" in sys.modules and _models().is_keras_object(value):
+            if self.models and _models().is_model(value):
+                return _models().encode(value, self, where)
+            raise BridgeError(
+                f"{where}: a Keras object of type {_kind(value)}; " + (
+                    "only models built with keras.Model(inputs, outputs) or keras.Sequential "
+                    "cross (not a layer, not a subclass of keras.Model)" if self.models
+                    else "only a return value may be a model")
+            )
         if callable(value) and self.functions is not None:
             return {"$": "function", "name": self.functions(value, where)}
         if kind is np.ndarray or isinstance(value, np.ndarray):
@@ -134,7 +154,8 @@ class _Encoder:
         return {"$": "ndarray", "dtype": dtype.str, "shape": list(value.shape), "data": data}
 
 
-def encode(value, limit: int = MAX_BYTES, functions=None, where: str = "the value"):
+def encode(value, limit: int = MAX_BYTES, functions=None, where: str = "the value",
+           models: bool = False):
     """``value`` as JSON-ready plain data (see the module's doc for what is allowed).
 
     Args:
@@ -142,16 +163,17 @@ def encode(value, limit: int = MAX_BYTES, functions=None, where: str = "the valu
         functions: ``functions(value, where) -> name`` for a callable that may cross by name
             (it raises :class:`BridgeError` for one that may not); None refuses every callable.
         where: how an error message names ``value``.
+        models: whether a Keras model of Keras' own layers may cross (a return value).
 
     Raises:
         BridgeError: ``value`` holds something that is not plain data, or too much of it.
     """
-    return _Encoder(limit, functions)(value, where)
+    return _Encoder(limit, functions, models)(value, where)
 
 
 class _Decoder:
-    def __init__(self, limit: int, functions=None):
-        self.size, self.limit, self.functions = 0, limit, functions
+    def __init__(self, limit: int, functions=None, models: bool = False):
+        self.size, self.limit, self.functions, self.models = 0, limit, functions, models
 
     def _grow(self, amount: int) -> None:
         self.size += amount
@@ -186,6 +208,7 @@ class _Decoder:
         fields = {
             "float": {"value"}, "complex": {"re", "im"}, "tuple": {"items"}, "dict": {"items"},
             "ndarray": {"dtype", "shape", "data"}, "function": {"name"},
+            "model": {"config", "variables", "policy"},
         }.get(tag) if type(tag) is str else None
         if fields is None or set(raw) != fields | {"$"}:
             raise BridgeError(f"malformed data: an object with keys {sorted(map(str, raw))[:8]}")
@@ -204,6 +227,8 @@ class _Decoder:
             return self.functions(raw["name"])
         if tag == "ndarray":
             return self._array(raw)
+        if tag == "model":
+            return self._model(raw, depth)
         items = raw["items"]
         if type(items) is not list:
             raise BridgeError(f"malformed data: the items of a {tag} are not a list")
@@ -215,6 +240,17 @@ class _Decoder:
                 raise BridgeError("malformed data: a dict item that is not [str key, value]")
             result[self(pair[0], depth + 1)] = self(pair[1], depth + 1)
         return result
+
+    def _model(self, raw: dict, depth: int):
+        """A Keras model rebuilt from its record, where models may be (the grader's side)."""
+        if not self.models:
+            raise BridgeError("malformed data: a Keras model where none may be")
+        text, values, policy = (self(raw[key], depth + 1)
+                                for key in ("config", "variables", "policy"))
+        if (type(text) is not str or type(policy) is not str or type(values) is not list
+                or not all(type(value) is np.ndarray for value in values)):
+            raise BridgeError("malformed data: a model record that is not text, arrays, text")
+        return _models().rebuild(text, values, policy)
 
     def _array(self, raw: dict) -> np.ndarray:
         dtype, shape, data = raw["dtype"], raw["shape"], raw["data"]
@@ -275,9 +311,10 @@ def decode(text, limit: int = MAX_BYTES, functions=None):
     return _Decoder(limit, functions)(raw)
 
 
-def decode_parsed(raw, limit: int = MAX_BYTES, functions=None):
-    """:func:`decode` for data already parsed from JSON (by Jupyter, say)."""
-    return _Decoder(limit, functions)(raw)
+def decode_parsed(raw, limit: int = MAX_BYTES, functions=None, models: bool = False):
+    """:func:`decode` for data already parsed from JSON (by Jupyter, say); ``models``: a
+    Keras model may be there, and is rebuilt (:func:`utils.labs.bridge_models.rebuild`)."""
+    return _Decoder(limit, functions, models)(raw)
 
 
 def dumps(value, limit: int = MAX_BYTES, functions=None, where: str = "the value") -> str:
@@ -310,11 +347,13 @@ def _answer(response: dict, publish) -> None:
 def serve(request: str, namespace: dict | None = None, publish=None) -> None:
     """Call a student's function for the grader and publish the result (in the kernel).
 
-    ``request`` is JSON text: ``{"function": name, "args": ..., "kwargs": ..., "helpers":
-    {name: source}, "seconds": s}`` with ``args`` and ``kwargs`` encoded by :func:`encode`.
-    The function is looked up by name in ``namespace`` (default: the notebook's globals).
-    Each function argument is defined from its source in a private copy of those globals,
-    where ``np`` is NumPy. The call may take ``seconds``.
+    ``request`` is JSON text: ``{"function": name, "call": text, "helpers": {name: source},
+    "seconds": s, "policy": name}`` where ``text`` is ``(args, kwargs)`` encoded by
+    :func:`dumps`. The function is looked up by name in ``namespace`` (default: the
+    notebook's globals). Each function argument is defined from its source in a private copy
+    of those globals, where ``np`` is NumPy. The call may take ``seconds``; it runs, and its
+    result is encoded, under Keras' global dtype policy ``policy`` (None: as it is), restored
+    afterwards. A Keras model of Keras' own layers may be returned.
 
     It publishes, as one display output of type :data:`MIME`, ``{"response": text}`` where
     ``text`` is JSON: ``{"status": "ok", "value": ..., "args": ...}`` (``args``, the arguments
@@ -322,8 +361,6 @@ def serve(request: str, namespace: dict | None = None, publish=None) -> None:
     "message": text, "where": text}``, ``{"status": "refused", "message": text}`` (the
     function returned what the bridge does not carry) or ``{"status": "timeout"}``.
     """
-    import sys
-
     from utils.labs.kernel import TestTimeout, _alarm
 
     if publish is None:
@@ -349,8 +386,16 @@ def serve(request: str, namespace: dict | None = None, publish=None) -> None:
         return names[id(value)]
 
     arguments = decode(outer["call"], functions=function_named)
+    with _models().global_policy(outer.get("policy")):
+        _call(namespace, name, arguments, outer, name_of, publish, (TestTimeout, _alarm))
+
+
+def _call(namespace: dict, name: str, arguments: tuple, outer: dict, name_of, publish,
+          timing) -> None:
+    """:func:`serve`'s call of ``name(*args, **kwargs)`` and its one published answer."""
+    timeout, alarm = timing
     args, kwargs = arguments
-    disarm = _alarm(float(outer.get("seconds", 60)))
+    disarm = alarm(float(outer.get("seconds", 60)))
     try:
         try:
             if name not in namespace:
@@ -358,7 +403,7 @@ def serve(request: str, namespace: dict | None = None, publish=None) -> None:
             value = namespace[name](*args, **kwargs)
         finally:
             disarm()
-    except TestTimeout:
+    except timeout:
         return _answer({"status": "timeout"}, publish)
     except KeyboardInterrupt:
         raise
@@ -370,7 +415,8 @@ def serve(request: str, namespace: dict | None = None, publish=None) -> None:
             "where": _where(error)[:300],
         }, publish)
     try:
-        response = {"status": "ok", "value": encode(value, MAX_RESULT_BYTES, where=f"{name}()")}
+        response = {"status": "ok",
+                    "value": encode(value, MAX_RESULT_BYTES, where=f"{name}()", models=True)}
         after = encode(arguments, MAX_RESULT_BYTES, name_of, "the arguments after the call")
         if json.dumps(after, separators=(",", ":")) != outer["call"]:
             response["args"] = after
@@ -390,8 +436,9 @@ def parse_response(payload, functions=None) -> dict:
 
     Returns:
         ``{"status": "ok", "value": ..., "args": ...}`` (``args`` only when the call changed
-        them; values decoded by :func:`decode`), ``{"status": "raised", "type", "message",
-        "where"}``, ``{"status": "refused", "message"}`` or ``{"status": "timeout"}``.
+        them; values decoded by :func:`decode`, a Keras model in ``value`` rebuilt),
+        ``{"status": "raised", "type", "message", "where"}``, ``{"status": "refused",
+        "message"}`` or ``{"status": "timeout"}``.
 
     Raises:
         BridgeError: anything else (a forged or malformed output).
@@ -415,7 +462,8 @@ def parse_response(payload, functions=None) -> dict:
     if fields is None or not fields[0] <= set(raw) - {"status"} <= fields[0] | fields[1]:
         raise BridgeError("malformed response: unknown status or fields")
     if status == "ok":
-        decoded = {"status": "ok", "value": decode_parsed(raw["value"], MAX_RESULT_BYTES)}
+        decoded = {"status": "ok",
+                   "value": decode_parsed(raw["value"], MAX_RESULT_BYTES, models=True)}
         if "args" in raw:
             decoded["args"] = decode_parsed(raw["args"], MAX_RESULT_BYTES, functions)
         return decoded

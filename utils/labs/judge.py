@@ -16,9 +16,12 @@ exercise *here*, in a namespace built from the solution notebook:
   ``check``, ``checks`` and ``np`` are the grader's.
 
 So the expected values, the hidden tests and the solution never enter the student's kernel;
-the student's kernel sends back plain data only, and the comparison and the points are
-computed here. The results have the shape :mod:`utils.labs.kernel` publishes for the other
-labs, and :func:`utils.labs.report.collect` reads them from :attr:`Judge.results`.
+the student's kernel sends back plain data only (a Keras model of Keras' own layers as its
+configuration and variables, rebuilt here: :mod:`utils.labs.bridge_models`), and the
+comparison and the points are computed here. Each call carries this thread's Keras dtype
+policy, which the kernel uses for that call. The results have the shape
+:mod:`utils.labs.kernel` publishes for the other labs, and :func:`utils.labs.report.collect`
+reads them from :attr:`Judge.results`.
 
 A test passes a function to a student's function (a numerical gradient of ``f``, say) only if
 its test cell defines it at the top level with ``def``: it is defined again in the kernel from
@@ -40,7 +43,7 @@ import types
 from dataclasses import dataclass, field
 
 from utils import quick
-from utils.labs import bridge, notebooks, selfcheck
+from utils.labs import bridge, bridge_models, notebooks, selfcheck
 from utils.labs import format as labformat
 
 MARGIN_S = 5  # seconds the grader waits past a call's own limit before interrupting the kernel
@@ -276,9 +279,10 @@ class _Session:
             functions=lambda value, where: self._function_name(value, where, used),
             where=f"the arguments of {name}",
         )
-        request = json.dumps(
-            {"function": name, "call": text, "helpers": used, "seconds": remaining}
-        )
+        request = json.dumps({  # the kernel builds models under this thread's dtype policy
+            "function": name, "call": text, "helpers": used, "seconds": remaining,
+            "policy": bridge_models.current_policy(),
+        })
         source = f"__import__('utils.labs.bridge', fromlist=['serve']).serve({request!r})"
         outputs = self.call(source, remaining + MARGIN_S)
         found = [
@@ -306,7 +310,8 @@ class _Session:
             raise TestTimedOut()
         if response["status"] == "refused":
             raise NotPlainData(
-                f"{response['message']} (a function the grader tests must return plain data)"
+                f"{response['message']} (a function the grader tests must return plain data, "
+                "or a model of Keras' own layers)"
             )
         if response["status"] == "raised":
             raise _student_exception(response)
