@@ -469,7 +469,9 @@ def test_a_record_of_enormous_layers_is_refused_before_their_memory_is_taken():
     with pytest.raises(bridge.BridgeError, match=r"output/kernel \(float32, shape \(200, "
                                                  r"4000000\)\) was sent as float32 of shape"):
         bridge.decode_parsed(record, models=True)
-    assert bridge_models._pending_variables() == []
+    from keras.src.backend.common import global_state  # Keras' per-thread state
+
+    assert not global_state.get_global_attribute("uninitialized_variables", None)
     assert bridge.decode_parsed(_record(), models=True).count_params() > 0
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 1_000_000  # < 1 GB
 
@@ -578,6 +580,18 @@ def test_lab1_is_judged_in_the_grader():
     assert judge.exercise_functions(LAB1) == [
         "output_size", "lenet5", "c3_connection_table", "most_confident_mistakes",
     ]
+
+
+def test_the_trusted_build_trains_nothing():
+    # The tests need the solution's definitions and data, not its trained model: building
+    # Lab 1's namespace must not train LeNet-5 a second time (the kernel already does).
+    from utils import training
+
+    trusted = judge._build(LAB1, "smoke")
+    assert not trusted.failure, trusted.failure
+    history = trusted.snapshots["ex4"]["history"]  # ex4's tests come after the training cell
+    assert history.seconds == 0 and int(history.model.optimizer.iterations) == 0
+    assert not training.dry_run()  # the hidden tests after the build train for real
 
 
 def test_lab1_solution_earns_full_marks_and_the_generated_lab_zero(graded_lab1):

@@ -67,6 +67,17 @@ def test_assert_equal_and_accuracy():
         checks.assert_accuracy(0.5, 90, "fashion_mnist")
 
 
+def test_a_nan_accuracy_fails_except_in_a_dry_run():
+    # A model whose outputs are NaN has no accuracy: it must not pass its floor. A dry run
+    # (the grader's build of a solution, benchmarks.compute) trained nothing to check.
+    from utils import training
+
+    with pytest.raises(checks.CheckError, match="test accuracy on fashion_mnist"):
+        checks.assert_accuracy(float("nan"), 0.5, "fashion_mnist")
+    with training.dry_running():
+        checks.assert_accuracy(float("nan"), 0.5, "fashion_mnist")
+
+
 def test_check_error_is_an_assertion_error():
     assert issubclass(checks.CheckError, AssertionError)
 

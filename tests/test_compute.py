@@ -138,6 +138,23 @@ def main_accuracy(y_true, y_pred):
     return keras.metrics.sparse_categorical_accuracy(y_true, y_pred)
 
 
+def test_dry_running_holds_in_its_thread_only(monkeypatch):
+    import threading
+
+    monkeypatch.delenv(training.DRY_RUN_VAR, raising=False)
+    x, y = toy_data(64)
+    seen = {}
+    with training.dry_running():
+        assert training.dry_run()
+        history = training.fit(tiny_cnn, x, y, epochs=2, batch_size=32, verbose=0)
+        other = threading.Thread(target=lambda: seen.update(dry=training.dry_run()))
+        other.start()
+        other.join()
+    assert history.seconds == 0 and int(history.model.optimizer.iterations) == 0
+    assert seen == {"dry": False}  # another thread trains for real meanwhile
+    assert not training.dry_run()
+
+
 @pytest.mark.parametrize("metrics", [("accuracy",), (main_accuracy,), ()])
 def test_dry_run_trains_nothing_and_keeps_the_real_keys(monkeypatch, metrics):
     x, y = toy_data(64)

@@ -20,7 +20,8 @@ that reads files (``StringLookup``, ``IntegerLookup``, ``TextVectorization``), a
 another framework's code (``TFSMLayer``, ``JaxLayer``, ...) or serialized Python values (bytes,
 tensors, lambdas) are refused with :class:`utils.labs.bridge.BridgeError`. A compile
 configuration is dropped: the rebuilt model is not compiled. It is built in a stateless scope
-(its variables have shapes but no memory yet), so a configuration that declares enormous
+(its variables have shapes but no memory yet), in a thread of its own (so a refused model's
+variables are left behind with that thread), so a configuration that declares enormous
 layers is refused before their memory is taken: the variables sent must match the rebuilt
 model's one for one, in number, shape and dtype; then they are allocated and assigned.
 
@@ -37,6 +38,7 @@ import contextlib
 import importlib
 import json
 import sys
+import threading
 
 import numpy as np
 
@@ -225,8 +227,6 @@ def rebuild(text: str, values: list, policy: str):
         BridgeError: the configuration names what is not Keras' own, does not rebuild, or its
             variables do not match ``values`` in number, shape or dtype.
     """
-    import keras
-
     if type(policy) is not str or policy not in POLICIES:
         raise BridgeError(f"malformed data: a model built under the policy {str(policy)[:40]!r}")
     try:
@@ -234,21 +234,45 @@ def rebuild(text: str, values: list, policy: str):
     except (ValueError, RecursionError):
         raise BridgeError("malformed data: a model configuration that is not JSON") from None
     config = checked_config(config, "a Keras model")
-    pending = _pending_variables()
-    try:
-        # In a stateless scope the variables get their shapes but no memory: a configuration
-        # that asks for enormous layers is refused below before anything is allocated.
-        with global_policy(policy), keras.StatelessScope(initialize_variables=False):
-            model = _deserialized(config)
-            _check_variables(model, values)
-    except BaseException:
-        _pending_variables(pending)  # the refused model's variables are never initialized
-        raise
+    return _in_own_thread(_rebuilt, config, values, policy)
+
+
+def _rebuilt(config: dict, values: list, policy: str):
+    """:func:`rebuild`'s work, for a checked configuration, in a thread of its own.
+
+    Keras keeps the variables that a stateless scope created and did not initialize in
+    per-thread state, and initializes them when the next stateless scope of that thread
+    closes. In a thread of its own, a refused model's variables are dropped with the thread."""
+    import keras
+
+    # In a stateless scope the variables get their shapes but no memory: a configuration
+    # that asks for enormous layers is refused below before anything is allocated.
+    with global_policy(policy), keras.StatelessScope(initialize_variables=False):
+        model = _deserialized(config)
+        _check_variables(model, values)
     with keras.StatelessScope():  # leaving it initializes the variables, then they are set
         pass
     for variable, value in zip(model.variables, values, strict=True):
         variable.assign(value)
     return model
+
+
+def _in_own_thread(function, *args):
+    """``function(*args)`` run in a new thread; its result, or its exception raised here."""
+    outcome: dict = {}
+
+    def run():
+        try:
+            outcome["value"] = function(*args)
+        except BaseException as error:  # raised again in the caller's thread
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run, name="bridge-rebuild", daemon=True)
+    worker.start()
+    worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
 
 
 def _deserialized(config: dict):
@@ -279,14 +303,3 @@ def _check_variables(model, values: list) -> None:
                 f"a Keras model whose variable {variable.path} ({dtype}, shape {shape}) was "
                 f"sent as {value.dtype.name} of shape {value.shape}"
             )
-
-
-def _pending_variables(restore: list | None = None) -> list:
-    """This thread's variables created in a stateless scope and not initialized yet (a copy),
-    or, given ``restore``, that list set back. Keras keeps it in its per-thread state and has
-    no public way to drop a refused model's variables from it."""
-    from keras.src.backend.common import global_state
-
-    if restore is not None:
-        global_state.set_global_attribute("uninitialized_variables", list(restore))
-    return list(global_state.get_global_attribute("uninitialized_variables", None) or [])

@@ -5,7 +5,9 @@ exercise's test cell was, :class:`Judge` runs the master public and hidden tests
 exercise *here*, in a namespace built from the solution notebook:
 
 - the solution's code cells up to its last test cell are run once per process, lab and size
-  (:func:`trusted`), here, at the ``COURSE_SIZE`` graded, printing nothing; public test cells
+  (:func:`trusted`), here, at the ``COURSE_SIZE`` graded, printing nothing, as a dry run
+  (:func:`utils.training.dry_running`: ``training.fit`` builds and compiles but trains nothing,
+  and ``training.evaluate`` gives NaN, which the accuracy checks pass over); public test cells
   run too, with ``test`` and ``check`` doing nothing, so the names they define (constants,
   helpers) are there for the cells after them; hidden cells do not run. Each exercise's tests
   start from a copy of the namespace as it was before that exercise's public test cell;
@@ -42,7 +44,7 @@ import time
 import types
 from dataclasses import dataclass, field
 
-from utils import quick
+from utils import quick, training
 from utils.labs import bridge, bridge_models, notebooks, selfcheck
 from utils.labs import format as labformat
 
@@ -159,7 +161,9 @@ def _build(lab: labformat.Lab, size: str) -> Trusted:
     streams = (sys.stdout, sys.stderr)
     sys.stdout, sys.stderr = (_Silenced(stream) for stream in streams)
     try:
-        with quick.fixed(size):  # this thread alone runs at the grading size
+        # This thread alone runs at the grading size, and dry: the tests need the solution's
+        # definitions and data, not its trained models, so nothing is trained twice.
+        with quick.fixed(size), training.dry_running():
             _run_solution(lab, cells, max(tested, default=-1), namespace, result)
     finally:
         if isinstance(sys.stdout, _Silenced):
