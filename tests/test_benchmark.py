@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from benchmarks import train_speed
 
 
@@ -68,3 +70,31 @@ def test_lab_results_reads_the_result_line_of_a_lab(tmp_path, capsys):
         ("fixture_lab", "tiny", "toy", 0.75, 2)]
     assert 0 < rows[0]["train_seconds"] < rows[0]["notebook_seconds"]
     assert "fixture_lab      tiny               toy" in capsys.readouterr().out
+
+
+def test_notebook_times_runs_each_notebook_and_judges_the_budget(tmp_path, capsys):
+    import nbformat
+
+    from benchmarks import notebook_times
+
+    fine, broken = tmp_path / "fine.ipynb", tmp_path / "broken.ipynb"
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import os\nprint(os.environ['COURSE_SIZE'])")]
+    nbformat.write(nb, str(fine))
+    nb.cells.append(nbformat.v4.new_code_cell("raise ValueError('no data')"))
+    nbformat.write(nb, str(broken))
+    before = fine.read_bytes()
+    assert notebook_times.main([str(fine), "--size", "smoke"]) == 0
+    out = capsys.readouterr().out
+    assert "size: smoke; budget 300 s per notebook" in out
+    assert "fine.ipynb" in out and "within budget" in out
+    assert fine.read_bytes() == before  # the notebook file is not changed
+    assert notebook_times.main([str(fine), "--budget", "0"]) == 1  # any run takes > 0 s
+    assert "over budget" in capsys.readouterr().out
+    assert notebook_times.main([str(broken)]) == 1
+    assert "FAILED" in capsys.readouterr().out and "ValueError" in str(
+        notebook_times.time_notebook(broken, "smoke")["errors"])
+    with pytest.raises(FileNotFoundError, match="missing.ipynb: no such notebook"):
+        notebook_times.main([str(tmp_path / "missing.ipynb")])
+    assert [p.name for p in notebook_times.default_notebooks()][:2] == [
+        "00_start_here.ipynb", "01_filters.ipynb"]
