@@ -16,13 +16,10 @@ the figures of the README's results table. Nothing is asserted: timings are nois
 from __future__ import annotations
 
 import argparse
-import time
 
+from benchmarks import notebook_times
 from utils import training
 from utils.labs import format as labformat
-from utils.labs import notebooks
-
-CELL_TIMEOUT_S = 6 * 3600  # a full run of one training cell on a slow machine
 
 
 def reporting_labs(solutions_dir=labformat.SOLUTIONS_DIR) -> list[str]:
@@ -34,13 +31,11 @@ def reporting_labs(solutions_dir=labformat.SOLUTIONS_DIR) -> list[str]:
 def run_lab(lab_id: str, size: str, solutions_dir=labformat.SOLUTIONS_DIR) -> dict:
     """Execute one lab's solution notebook at ``size`` and return its result line's figures."""
     path = labformat.find(lab_id, solutions_dir).path
-    with notebooks.environment(COURSE_SIZE=size, COURSE_QUICK=None):
-        started = time.perf_counter()
-        result = notebooks.run(path, timeout=CELL_TIMEOUT_S)
-        seconds = time.perf_counter() - started
-    if result.errors:
-        raise RuntimeError(f"{path.name} failed: {result.errors}")
-    text = "".join(output.get("text", "") for cell in result.notebook.cells
+    run = notebook_times.time_notebook(path, size)
+    if run["errors"]:
+        raise RuntimeError(f"{path.name} failed: {run['errors']}")
+    seconds = run["seconds"]
+    text = "".join(output.get("text", "") for cell in run["executed"].cells
                    for output in cell.get("outputs", []) if output.get("name") == "stdout")
     found = list(training.RESULT_LINE.finditer(text))
     if len(found) != 1:

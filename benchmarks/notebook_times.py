@@ -30,7 +30,12 @@ def default_notebooks() -> list[Path]:
 
 
 def time_notebook(path: str | Path, size: str) -> dict:
-    """Run ``path`` at ``size`` in a fresh kernel; ``{"notebook", "seconds", "errors"}``."""
+    """Run ``path`` at ``size`` in a fresh kernel.
+
+    Returns:
+        ``{"notebook": file name, "seconds": wall-clock time, "errors": [(cell, name,
+        message)], "executed": the executed nbformat notebook}``.
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such notebook; give the path of an .ipynb file.")
@@ -38,7 +43,8 @@ def time_notebook(path: str | Path, size: str) -> dict:
         started = time.perf_counter()
         result = notebooks.run(path, timeout=CELL_TIMEOUT_S)
         seconds = time.perf_counter() - started
-    return {"notebook": path.name, "seconds": seconds, "errors": result.errors}
+    return {"notebook": path.name, "seconds": seconds, "errors": result.errors,
+            "executed": result.notebook}
 
 
 def main(argv: list[str] | None = None) -> int:
